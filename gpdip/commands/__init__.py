@@ -1,0 +1,1 @@
+"""Sub-commands of the ``gpdip`` CLI, one module each (see :mod:`gpdip.cli`)."""

@@ -1,0 +1,119 @@
+"""Closed-form Gaussian expectations of the non-linearities, with quadrature references.
+
+For a zero-mean Gaussian pair (u, v) with second moments k11 = E[u²],
+k22 = E[v²], k12 = E[uv], each function returns E[φ(u)φ(v)].  These are the
+layer maps of the limit recursion (paper Eq. 7 and Theorem 1).  Every closed
+form has a reference ``*_quadrature`` implemented independently by numerical
+integration; ``tests/test_nonlin.py`` checks them against each other.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy import special
+
+# Correlations this close to ±1 use the limit's Taylor form: arccos has an
+# infinite derivative at ±1 that would turn autograd's 0·∞ into NaN, while the
+# arc-cosine function J(ρ) itself is smooth there: J(ρ) = πρ + O((1-ρ)^{3/2})
+# near 1 and J(ρ) = O((1+ρ)^{3/2}) near -1, so the error is below 1e-18.
+_EDGE = 1e-12
+
+
+def arccos_j1(rho: torch.Tensor) -> torch.Tensor:
+    """J(θ) = sin θ + (π − θ) cos θ with θ = arccos ρ (Cho & Saul 2009, degree 1)."""
+    if not rho.requires_grad:  # fast path: no derivative, so no 0·∞ to avoid
+        rho = rho.clamp(-1.0, 1.0)
+        return torch.sqrt(1 - rho * rho).add_((math.pi - torch.arccos(rho)).mul_(rho))
+    near_one = rho > 1 - _EDGE
+    near_minus_one = rho < -1 + _EDGE
+    inner = near_one | near_minus_one
+    safe = torch.where(inner, torch.zeros_like(rho), rho)
+    theta = torch.arccos(safe)
+    value = torch.sqrt(1 - safe * safe) + (math.pi - theta) * safe
+    edge = torch.where(near_one, math.pi * rho, torch.zeros_like(rho))
+    return torch.where(inner, edge, value)
+
+
+def relu_expectation(k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor) -> torch.Tensor:
+    """E[relu(u) relu(v)] = √(k11 k22)/(2π) · (sin θ + (π − θ) cos θ), cos θ = k12/√(k11 k22).
+
+    The arc-cosine kernel of degree 1 (Cho & Saul 2009; the paper's Eq. 7).
+    """
+    norm = torch.sqrt(k11 * k22)
+    if not (norm.requires_grad or k12.requires_grad) and bool((norm > 0).all()):
+        return arccos_j1(k12 / norm).mul_(norm).div_(2 * math.pi)
+    rho = torch.clamp(k12 / torch.where(norm > 0, norm, torch.ones_like(norm)), -1.0, 1.0)
+    return torch.where(norm > 0, norm * arccos_j1(rho) / (2 * math.pi), torch.zeros_like(norm))
+
+
+def leaky_relu_expectation(k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor,
+                           negative_slope: float) -> torch.Tensor:
+    """E[φ(u)φ(v)] for φ(x) = max(x, 0) + a·min(x, 0): (1 − a)²·E[relu relu] + a·k12.
+
+    From φ(x) = (1 − a)·relu(x) + a·x and E[u relu(v)] = k12/2 (the pair is
+    symmetric under (u, v) → (−u, −v)).
+    """
+    a = negative_slope
+    return (1 - a) ** 2 * relu_expectation(k11, k22, k12) + a * k12
+
+
+def erf_expectation(k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor) -> torch.Tensor:
+    """E[erf(u) erf(v)] = (2/π)·arcsin(2 k12 / √((1 + 2 k11)(1 + 2 k22))) (Williams 1997).
+
+    Exact for any variance.  The paper's Theorem 1 prints (2/π)·arcsin(K(r)/K(0)),
+    which is this expression's limit as K(0) → ∞; for unit input variance the
+    two differ by up to 0.2 in correlation (docs/architecture-format.md).
+    """
+    return (2 / math.pi) * torch.arcsin(2 * k12 / torch.sqrt((1 + 2 * k11) * (1 + 2 * k22)))
+
+
+# ----------------------------------------------------------------------------
+# Independent references by quadrature (numpy / scipy, float64).
+# ----------------------------------------------------------------------------
+
+def _legendre_half_lines(n: int, half_width: float = 12.0) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Legendre nodes on [-L, 0] ∪ [0, L] for standard-normal integrals with a kink at 0."""
+    x, w = np.polynomial.legendre.leggauss(n)
+    pos = (x + 1) * half_width / 2
+    nodes = np.concatenate([-pos, pos])
+    weights = np.concatenate([w, w]) * half_width / 2
+    return nodes, weights * np.exp(-nodes**2 / 2) / math.sqrt(2 * math.pi)
+
+
+def piecewise_linear_quadrature(k11: float, k22: float, k12: float, negative_slope: float,
+                                n: int = 200) -> float:
+    """E[φ(u)φ(v)] for leaky ReLU (slope 0 = ReLU) by quadrature.
+
+    u = √k11·z, and given z, v ~ N(m, s²) with m = k12/√k11·z and
+    s² = k22 − k12²/k11; E[φ(v) | z] = m + (1 − a)(s·pdf(m/s) − m·cdf(−m/s))
+    is smooth in z.  The outer integral over z has φ(u)'s kink at 0, where
+    Gauss–Hermite converges only algebraically, so it is split there and each
+    half-line is integrated by Gauss–Legendre on [0, 12] (the Gaussian tail
+    beyond 12 is below 1e-31).
+    """
+    a = negative_slope
+    z, w = _legendre_half_lines(n)
+    u = math.sqrt(k11) * z
+    m = k12 / math.sqrt(k11) * z
+    s = math.sqrt(max(k22 - k12**2 / k11, 0.0))
+    if s > 0:
+        inner = m + (1 - a) * (s * np.exp(-(m / s) ** 2 / 2) / math.sqrt(2 * math.pi)
+                               - m * special.ndtr(-m / s))
+    else:
+        inner = np.where(m > 0, m, a * m)
+    phi_u = np.where(u > 0, u, a * u)
+    return float(np.sum(w * phi_u * inner))
+
+
+def erf_quadrature(k11: float, k22: float, k12: float, n: int = 120) -> float:
+    """E[erf(u) erf(v)] by tensor-product Gauss–Hermite (the integrand is smooth)."""
+    x, w = np.polynomial.hermite_e.hermegauss(n)
+    w = w / math.sqrt(2 * math.pi)
+    chol = np.linalg.cholesky(np.array([[k11, k12], [k12, k22]]) + 0.0)
+    z1, z2 = np.meshgrid(x, x, indexing="ij")
+    u = chol[0, 0] * z1
+    v = chol[1, 0] * z1 + chol[1, 1] * z2
+    return float(np.sum(np.outer(w, w) * special.erf(u) * special.erf(v)))
