@@ -9,8 +9,18 @@
 from .compiler import compile_kernel
 from .errors import GpdipError
 from .parse import load_architecture, parse_architecture, read_architecture
-from .spec import (Architecture, Block, Conv, Downsample, Erf, InputSpec, LeakyReLU, ReLU, Skip,
-                   Upsample)
+from .spec import (
+                   Architecture,
+                   Block,
+                   Conv,
+                   Downsample,
+                   Erf,
+                   InputSpec,
+                   LeakyReLU,
+                   ReLU,
+                   Skip,
+                   Upsample,
+)
 
 __version__ = "0.1.0"
 __all__ = [

@@ -42,7 +42,10 @@ def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
 
 def save_json(path: str | os.PathLike[str], data: Any) -> Path:
     """Save JSON (indented, sorted keys) atomically."""
-    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
+    def write(tmp: Path) -> None:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+    return atomic_write(path, write)
 
 
 def save_figure(path: str | os.PathLike[str], figure: Any, **kwargs: Any) -> Path:

@@ -36,8 +36,7 @@ import torch
 from . import covtable as ct
 from .errors import GpdipError
 from .nonlin import erf_expectation, leaky_relu_expectation, relu_expectation
-from .spec import (Architecture, Block, Conv, Downsample, Erf, Layer, LeakyReLU, ReLU,
-                   Skip, Upsample)
+from .spec import Architecture, Block, Conv, Downsample, Erf, Layer, LeakyReLU, ReLU, Skip, Upsample
 
 # Coarse offsets kept beyond what a sinc upsampling needs: the band-limited
 # interpolant sums K_x(m)·sinc(r/τ − m) over the table, and the part of K_x
@@ -62,6 +61,7 @@ class Group:
     gaussian: bool
     frontier: frozenset[int]
     ancestry: frozenset[int]
+    period: int = 1  # cyclostationary period (the same in every dimension)
 
 
 def compile_kernel(arch: str | os.PathLike[str] | Architecture, size: int | tuple[int, ...],
@@ -116,7 +116,7 @@ def input_table(arch: Architecture, radius: tuple[int, ...], params: dict,
     sigma = torch.as_tensor(sigma, dtype=dtype, device=device)
     grids = torch.meshgrid(*[torch.arange(-r, r + 1, dtype=dtype, device=device)
                              for r in radius], indexing="ij")
-    dist2 = sum(g * g for g in grids)
+    dist2 = torch.stack([g * g for g in grids]).sum(0)
     if float(sigma) == 0.0:
         kernel = (dist2 == 0).to(dtype)
     else:
@@ -209,7 +209,8 @@ class _Walker:
         if isinstance(layer, (ReLU, LeakyReLU, Erf)):
             return [self.nonlinearity(layer, g, here) for g in groups]
         if isinstance(layer, Downsample):
-            return [self.map_table(g, lambda t: _downsample(t, layer)) for g in groups]
+            return [replace(self.map_table(g, lambda t: _downsample(t, layer)),
+                            period=g.period // math.gcd(g.period, layer.factor)) for g in groups]
         if isinstance(layer, Upsample):
             return [self.upsample(layer, g, here) for g in groups]
         if isinstance(layer, Skip):
@@ -226,14 +227,17 @@ class _Walker:
         table = None
         if groups[0].table is not None:
             total = sum(g.channels for g in groups)
-            parts = ct.align([ct.conv_taps(g.table, conv.kernel_size) for g in groups])
+            parts = ct.align([ct.conv_taps(g.table, conv.kernel_size) for g in groups
+                              if g.table is not None])
             mixed = sum(p.values * (g.channels / total) for p, g in zip(parts, groups, strict=True))
             weight_var = self.params.get("weight_var", conv.weight_var)
             bias_var = self.params.get("bias_var", conv.bias_var)
             table = ct.CovTable(weight_var * mixed + bias_var, parts[0].period, parts[0].radius)
             if conv.stride > 1:
                 table = ct.decimate(table, conv.stride)
-        return Group(table, float(conv.channels), True, frozenset({conv_id}), ancestry)
+        period = math.lcm(*(g.period for g in groups))
+        return Group(table, float(conv.channels), True, frozenset({conv_id}), ancestry,
+                     period // math.gcd(period, conv.stride))
 
     def nonlinearity(self, layer: Layer, group: Group, where: str) -> Group:
         if not group.gaussian:
@@ -256,14 +260,16 @@ class _Walker:
         return replace(out, table=ct.CovTable(values, table.period, table.radius))
 
     def upsample(self, layer: Upsample, group: Group, where: str) -> Group:
+        if layer.mode == "sinc" and group.period != 1:
+            raise self.fail(where, "sinc upsampling needs a stationary input, but an earlier "
+                            "nearest/bilinear upsampling made it cyclostationary; use sinc "
+                            "throughout or nearest/bilinear here")
+        if layer.mode != "sinc":
+            group = replace(group, period=group.period * layer.factor)
         table = group.table
         if table is None:
             return group
         if layer.mode == "sinc":
-            if any(p != 1 for p in table.period):
-                raise self.fail(where, "sinc upsampling needs a stationary input, but an earlier "
-                                "nearest/bilinear upsampling made it cyclostationary; use sinc "
-                                "throughout or nearest/bilinear here")
             return replace(group, table=ct.sinc_upsample(table, layer.factor))
         entries = math.prod(layer.factor * p * (2 * layer.factor * r + 1)
                             for p, r in zip(table.period, table.radius, strict=True))
@@ -300,7 +306,7 @@ class _Walker:
             table = ct.CovTable(ta.values + tb.values, ta.period, ta.radius)
         return [Group(table, a.channels, gaussian,
                       a.frontier | b.frontier if gaussian else frozenset(),
-                      a.ancestry | b.ancestry)]
+                      a.ancestry | b.ancestry, math.lcm(a.period, b.period))]
 
 
 def _uncorrelated(a: Group, b: Group) -> bool:

@@ -42,7 +42,7 @@ class CovTable:
     def crop(self, radius: tuple[int, ...]) -> CovTable:
         """The same table restricted to |r_d| ≤ radius[d]."""
         index = [slice(None)] * self.dims
-        for d, (have, want) in enumerate(zip(self.radius, radius, strict=True)):
+        for have, want in zip(self.radius, radius, strict=True):
             if want > have:
                 raise ValueError(f"cannot crop radius {have} to {want}")
             index.append(slice(have - want, have + want + 1))
@@ -56,7 +56,8 @@ class CovTable:
 
     def diagonal(self) -> torch.Tensor:
         """E[z(t)²] per phase, shape ``period``."""
-        return self.values[(Ellipsis, *self.radius)]
+        index: tuple = (Ellipsis, *self.radius)
+        return self.values[index]
 
     def phase_mean(self) -> torch.Tensor:
         """The stationary kernel K(r) = mean over phases p of C[p, r]; shape (2R+1,)*dims."""

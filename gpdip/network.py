@@ -26,8 +26,7 @@ from torch import nn
 
 from .errors import GpdipError
 from .parse import load_architecture
-from .spec import (Architecture, Block, Conv, Downsample, Erf, Layer, LeakyReLU, ReLU, Skip,
-                   Upsample)
+from .spec import Architecture, Block, Conv, Downsample, Erf, Layer, LeakyReLU, ReLU, Skip, Upsample
 
 _PADDING_MODES = {"zero": "zeros", "reflect": "reflect", "circular": "circular"}
 INITS = ("limit", "pytorch")
@@ -93,7 +92,7 @@ def sample_input(arch: str | os.PathLike[str] | Architecture, shape: tuple[int, 
     white = torch.randn((batch, channels, *noise_shape), generator=generator, dtype=torch.float64)
     if sigma > 0:
         white = _gaussian_filter_periodic(white, sigma, len(shape))
-    crop = (Ellipsis, *(slice(0, n) for n in shape))
+    crop: tuple = (Ellipsis, *(slice(0, n) for n in shape))
     return (math.sqrt(variance) * white[crop]).to(dtype=dtype, device=device)
 
 
@@ -103,7 +102,7 @@ def _gaussian_filter_periodic(x: torch.Tensor, sigma: float, dims: int) -> torch
     grids = torch.meshgrid(*[torch.fft.fftfreq(n, d=1 / n, dtype=torch.float64) for n in spatial],
                            indexing="ij")
     # K_x on the torus (offsets wrapped to the nearest image) and its spectrum.
-    dist2 = sum(g * g for g in grids)
+    dist2 = torch.stack([g * g for g in grids]).sum(0)
     spectrum = torch.fft.fftn(torch.exp(-dist2 / (4 * sigma**2))).real.clamp_min(0)
     axes = tuple(range(-dims, 0))
     return torch.fft.ifftn(torch.fft.fftn(x, dim=axes) * spectrum.sqrt(), dim=axes).real
@@ -156,12 +155,13 @@ class _Builder:
         cls = nn.Conv1d if self.dims == 1 else nn.Conv2d
         module = cls(channels, out, conv.kernel_size, stride=conv.stride,
                      padding=conv.kernel_size // 2,
-                     padding_mode=_PADDING_MODES[self.padding or conv.padding])
+                     padding_mode=_PADDING_MODES[self.padding or conv.padding])  # type: ignore[arg-type]
         if self.init == "limit":
             fan_in = channels * conv.kernel_size**self.dims
             with torch.no_grad():
                 module.weight.normal_(0.0, math.sqrt(conv.weight_var / fan_in),
                                       generator=self.generator)
+                assert module.bias is not None
                 module.bias.normal_(0.0, math.sqrt(conv.bias_var), generator=self.generator)
         if self.batchnorm and not is_last:
             norm = nn.BatchNorm1d(out) if self.dims == 1 else nn.BatchNorm2d(out)
@@ -187,7 +187,8 @@ class Downsampler(nn.Module):
         if self.mode == "avg":
             pool = F.avg_pool1d if self.dims == 1 else F.avg_pool2d
             return pool(x, self.factor)
-        return x[(Ellipsis, *([slice(None, None, self.factor)] * self.dims))]
+        index: tuple = (Ellipsis, *([slice(None, None, self.factor)] * self.dims))
+        return x[index]
 
 
 class Upsampler(nn.Module):

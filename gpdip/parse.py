@@ -147,7 +147,8 @@ class _Context:
         if cls is Block:
             self.keys(table, {"type", "name"}, where)
             if not isinstance(table.get("name"), str):
-                raise self.error(where, f"'name' must be a block name, got {_show(table.get('name'))}")
+                got = _show(table.get("name"))
+                raise self.error(where, f"'name' must be a block name, got {got}")
             return Block(table["name"], self.block(table["name"], where))
         allowed = {f.name for f in dataclasses.fields(cls)}
         self.keys(table, allowed | {"type"}, where)

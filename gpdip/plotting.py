@@ -40,7 +40,7 @@ def fit_rbf(radii: np.ndarray, values: np.ndarray) -> tuple[float, float]:
 
 def plot_kernel(kernel: np.ndarray, path: str | os.PathLike[str], title: str = "",
                 stderr: np.ndarray | None = None) -> None:
-    """Write the table (image for 2-D) and the radial profile with a fitted RBF (paper Fig. 6 top)."""
+    """Write the table (2-D: an image) and its radial profile beside a fitted RBF (Fig. 6 top)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 from .errors import GpdipError
 
@@ -41,7 +41,7 @@ def _positive_int(value: object, where: str, name: str) -> None:
 
 def _nonneg_float(value: object, where: str, name: str) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
-    ok = ok and float(value) < float("inf")
+    ok = ok and float(value) < float("inf")  # type: ignore[arg-type]
     _check(ok, where, f"'{name}' must be a finite number >= 0, got {value!r}")
 
 
@@ -193,7 +193,8 @@ def layer_type_name(layer: Layer) -> str:
 
 def validate_layers(layers: tuple[Layer, ...], where: str) -> None:
     """Validate every layer, naming its path (e.g. ``network.layers[2].branch[0]``)."""
-    _check(isinstance(layers, tuple), where, f"expected a tuple of layers, got {type(layers).__name__}")
+    _check(isinstance(layers, tuple), where,
+           f"expected a tuple of layers, got {type(layers).__name__}")
     for i, layer in enumerate(layers):
         _check(isinstance(layer, tuple(LAYER_TYPES.values())), f"{where}[{i}]",
                f"expected a layer ({', '.join(LAYER_TYPES)}), got {layer!r}")
@@ -243,7 +244,7 @@ class Architecture:
         inp = dataclasses.replace(self.input, channels=scale(self.input.channels))
         return Architecture(inp, layers, name=self.name, source=self.source)
 
-    def with_input(self, **changes: float) -> Architecture:
+    def with_input(self, **changes: Any) -> Architecture:
         """A copy with input fields changed, e.g. ``arch.with_input(sigma=2.0)``."""
         return Architecture(dataclasses.replace(self.input, **changes), self.layers,
                             name=self.name, source=self.source)

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import random
 
-from gpdip.spec import (Architecture, Block, Conv, Downsample, Erf, InputSpec, LeakyReLU, ReLU,
-                        Skip, Upsample)
+from gpdip.spec import (
+    Architecture,
+    Block,
+    Conv,
+    Downsample,
+    Erf,
+    InputSpec,
+    LeakyReLU,
+    ReLU,
+    Skip,
+    Upsample,
+)
 
 
 def _nonlin(rng: random.Random):

@@ -10,10 +10,12 @@ Tolerance (see :func:`tolerance`), from the two error sources:
   χ-like norm of a noise vector of 17 (1-D) to 289 (2-D) entries.
 * Finite width.  Given the previous layer, each pre-activation is exactly
   Gaussian with an empirical covariance averaged over C·k^d iid terms, whose
-  relative variance is 2/(C·k^d) ≤ 2/C; a smooth map of it (each
-  non-linearity) is biased by O(that), and the biases of L non-linear layers
-  add up.  So we allow 2L/width.  At width 256 with 3 non-linearities that is
-  0.023, inside the issue's aim of 0.05.
+  relative variance is 2/(C·k^d) ≤ 2/C.  A smooth map of it (each
+  non-linearity) is biased by ½·f''·Var, and the normalised ReLU-family and
+  erf maps have |f''| ≤ 1 on correlations, so each non-linear layer adds at
+  most 1/C of relative bias; the biases of L non-linear layers add up.  So
+  we allow L/width (L counted along the longest path).  At width 256 with 3
+  non-linearities that is 0.012, inside the issue's aim of 0.05.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def tolerance(arch, estimate, exact) -> float:
     centre = [(n - 1) // 2 for n in exact.shape]
     index = tuple(slice(c - MAX_OFFSET, c + MAX_OFFSET + 1) for c in centre)
     noise = float(torch.linalg.norm(estimate.stderr[index]) / torch.linalg.norm(exact[index]))
-    finite_width = 2 * count_nonlinearities(arch.layers) / estimate.width
+    finite_width = count_nonlinearities(arch.layers) / estimate.width
     return 4 * noise + finite_width
 
 
@@ -52,13 +54,14 @@ CATALOG_1D = ["conv-d1", "conv-d3-s2", "conv-d6", "ae-d1-s2", "ae-d2", "ae-d3", 
 @pytest.mark.parametrize("name", CATALOG_1D)
 def test_catalog_1d(name):
     arch = load_architecture(name)
-    _, tol = check(arch, dims=1, width=256, samples=40)
-    assert tol < 0.12  # the test is sharp enough to mean something
+    _, tol = check(arch, dims=1, width=256, samples=120)
+    assert tol < 0.16  # the test is sharp enough to mean something
 
 
 @pytest.mark.parametrize("seed", range(8))
 def test_random_family_1d(seed):
-    check(random_architecture(seed), dims=1, width=256, samples=40, seed=seed)
+    _, tol = check(random_architecture(seed), dims=1, width=256, samples=60, seed=seed)
+    assert tol < 0.16
 
 
 def test_random_family_covers_every_layer_type():
@@ -96,8 +99,8 @@ def test_detects_a_wrong_kernel():
     """The check fails for a slightly wrong kernel: the tolerance is not vacuous."""
     arch = load_architecture("conv-d3-s2")
     exact = compile_kernel(arch, MAX_OFFSET + 1, dims=1)
-    wrong = compile_kernel(arch.with_input(sigma=2.6), MAX_OFFSET + 1, dims=1)
-    estimate = estimate_kernel(arch, MAX_OFFSET + 1, dims=1, width=256, samples=40)
+    wrong = compile_kernel(arch.with_input(sigma=3.0), MAX_OFFSET + 1, dims=1)
+    estimate = estimate_kernel(arch, MAX_OFFSET + 1, dims=1, width=256, samples=120)
     assert relative_error(estimate.mean, exact) <= tolerance(arch, estimate, exact)
     assert relative_error(estimate.mean, wrong) > tolerance(arch, estimate, wrong)
 

@@ -25,7 +25,6 @@ def random_table(period: tuple[int, ...], radius: tuple[int, ...], seed: int) ->
     g = torch.Generator().manual_seed(seed)
     shape = period + tuple(2 * r + 1 for r in radius)
     raw = torch.randn(shape, generator=g, dtype=torch.float64)
-    table = ct.CovTable(raw, period, radius)
     mirrored = torch.empty_like(raw)
     for idx in itertools.product(*[range(n) for n in shape]):
         p, r = idx[: len(period)], idx[len(period):]

@@ -22,7 +22,8 @@ _SETTABLE = {"input.sigma": "sigma", "input.variance": "variance"}
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``kernel`` sub-command."""
     p = subparsers.add_parser("kernel", help="compile an architecture to its limiting covariance",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("arch", help="catalog name (see --list) or path to a TOML file")
     p.add_argument("--size", type=int, default=32, help="S: the table covers offsets |r| < S")
     p.add_argument("--dims", type=int, choices=(1, 2), default=2)
