@@ -23,19 +23,26 @@ def radial_profile(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(len(sums)), sums / np.maximum(counts, 1)
 
 
-def fit_rbf(radii: np.ndarray, values: np.ndarray) -> tuple[float, float]:
-    """Least-squares fit of a·exp(−r²/(2ℓ²)) to a radial profile: (a, ℓ)."""
+def fit_rbf(radii: np.ndarray, values: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares fit of c + a·exp(−r²/(2ℓ²)) to a radial profile: (a, ℓ, c).
 
-    def rbf(r: np.ndarray, a: float, ell: float) -> np.ndarray:
-        return a * np.exp(-(r**2) / (2 * ell**2))
+    The constant c absorbs the DIP kernel's floor (the shared output weights give
+    every pair of pixels a common component), so the comparison is of the shapes:
+    the DIP kernel's tail is heavier than the Gaussian's (paper Fig. 6 top).
+    """
 
-    guess_ell = float(np.interp(values[0] / 2, values[::-1], radii[::-1])) or 1.0
+    def rbf(r: np.ndarray, a: float, ell: float, c: float) -> np.ndarray:
+        return c + a * np.exp(-(r**2) / (2 * ell**2))
+
+    floor = float(values[-1])
+    half = floor + (values[0] - floor) / 2
+    guess_ell = max(float(np.interp(-half, -values, radii)), 0.5)
     try:
-        (a, ell), _ = curve_fit(rbf, radii, values, p0=(values[0], max(guess_ell, 0.5)),
-                                maxfev=5000)
+        (a, ell, c), _ = curve_fit(rbf, radii, values, p0=(values[0] - floor, guess_ell, floor),
+                                   maxfev=5000)
     except RuntimeError:  # no convergence: fall back to the half-height guess
-        a, ell = values[0], max(guess_ell, 0.5)
-    return float(a), abs(float(ell))
+        a, ell, c = values[0] - floor, guess_ell, floor
+    return float(a), abs(float(ell)), float(c)
 
 
 def plot_kernel(kernel: np.ndarray, path: str | os.PathLike[str], title: str = "",
@@ -60,15 +67,15 @@ def plot_kernel(kernel: np.ndarray, path: str | os.PathLike[str], title: str = "
     else:
         centre = (kernel.shape[0] - 1) // 2
         radii, values = np.arange(centre + 1), kernel[centre:]
-    a, ell = fit_rbf(radii, values)
+    a, ell, c = fit_rbf(radii, values)
     fine = np.linspace(0, radii[-1], 400)
     ax_profile.plot(radii, values / values[0], "o-", ms=3, label="compiled kernel")
     if stderr is not None and not two_d:
         err = stderr[centre:] / values[0]
         ax_profile.fill_between(radii, values / values[0] - 2 * err, values / values[0] + 2 * err,
                                 alpha=0.3, label="±2 s.e.")
-    ax_profile.plot(fine, a * np.exp(-fine**2 / (2 * ell**2)) / values[0], "--",
-                    label=f"fitted RBF (ℓ = {ell:.2f})")
+    ax_profile.plot(fine, (c + a * np.exp(-fine**2 / (2 * ell**2))) / values[0], "--",
+                    label=f"fitted RBF + constant (ℓ = {ell:.2f})")
     ax_profile.set(title="radial profile", xlabel="|r| (pixels)", ylabel="K(r) / K(0)")
     ax_profile.legend()
     ax_profile.grid(alpha=0.3)
