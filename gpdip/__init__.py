@@ -6,6 +6,7 @@
     (15,)
 """
 
+from . import montecarlo, network
 from .compiler import compile_kernel
 from .errors import GpdipError
 from .parse import load_architecture, parse_architecture, read_architecture
@@ -26,5 +27,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Architecture", "Block", "Conv", "Downsample", "Erf", "GpdipError", "InputSpec",
     "LeakyReLU", "ReLU", "Skip", "Upsample", "compile_kernel", "load_architecture",
-    "parse_architecture", "read_architecture",
+    "montecarlo", "network", "parse_architecture", "read_architecture",
 ]

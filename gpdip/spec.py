@@ -287,3 +287,16 @@ def _map_convs(layers: tuple[Layer, ...], fn) -> tuple[Layer, ...]:
         else:
             out.append(layer)
     return tuple(out)
+
+
+def nonlinear_depth(layers: tuple[Layer, ...]) -> int:
+    """Non-linearities along the longest path (the finite-width bias grows with it)."""
+    total = 0
+    for layer in layers:
+        if isinstance(layer, NONLINEARITIES):
+            total += 1
+        elif isinstance(layer, Block):
+            total += nonlinear_depth(layer.layers)
+        elif isinstance(layer, Skip):
+            total += max(nonlinear_depth(layer.branch), nonlinear_depth(layer.shortcut))
+    return total

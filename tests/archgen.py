@@ -15,6 +15,7 @@ from gpdip.spec import (
     ReLU,
     Skip,
     Upsample,
+    nonlinear_depth,
 )
 
 
@@ -61,12 +62,5 @@ def random_architecture(seed: int, channels: int = 64) -> Architecture:
 
 
 def count_nonlinearities(layers) -> int:
-    total = 0
-    for layer in layers:
-        if isinstance(layer, (ReLU, LeakyReLU, Erf)):
-            total += 1
-        elif isinstance(layer, Block):
-            total += count_nonlinearities(layer.layers)
-        elif isinstance(layer, Skip):
-            total += max(count_nonlinearities(layer.branch), count_nonlinearities(layer.shortcut))
-    return total
+    """Non-linearities along the longest path (see ``gpdip.spec.nonlinear_depth``)."""
+    return nonlinear_depth(layers)

@@ -28,7 +28,8 @@ def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--smoke", action="store_true", help="tiny configuration for CI")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None, help="output folder (default docs/results/NAME)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default docs/results/NAME)")
     return p
 
 
