@@ -35,6 +35,7 @@ import torch
 
 from . import covtable as ct
 from .errors import GpdipError
+from .farfield import extend, far_radius, input_radius
 from .nonlin import erf_expectation, leaky_relu_expectation, relu_expectation
 from .spec import Architecture, Block, Conv, Downsample, Erf, Layer, LeakyReLU, ReLU, Skip, Upsample
 
@@ -90,6 +91,12 @@ def compile_kernel(arch: str | os.PathLike[str] | Architecture, size: int | tupl
     sizes = _sizes(size, dims)
     params = _check_params(params)
     want = tuple(s - 1 for s in sizes)
+    # Offsets beyond the correlation radius follow by periodic continuation (farfield.py).
+    sigma = float(params.get("sigma", arch.input.sigma))
+    far = far_radius(arch.layers, input_radius(sigma))
+    period = _symbolic_output(arch).period
+    if not math.isinf(far):
+        want = tuple(min(w, int(far) + period) for w in want)
     radius = tuple(needed_radius(arch.layers, r) for r in want)
     walker = _Walker(params, max_entries or DEFAULT_MAX_ENTRIES, arch.name or "architecture")
     start = Group(input_table(arch, radius, params, dtype, device), float(arch.input.channels),
@@ -97,16 +104,22 @@ def compile_kernel(arch: str | os.PathLike[str] | Architecture, size: int | tupl
     groups = walker.run(arch.layers, [start], "network.layers", want)
     out = _output_group(groups, "network.layers").table
     assert out is not None
-    return out.crop(want).phase_mean()
+    kernel = out.crop(want).phase_mean()
+    return kernel if math.isinf(far) else extend(kernel, sizes, int(far), period)
 
 
 def check_architecture(arch: Architecture) -> None:
     """Apply the limit's rules (Gaussian inputs to non-linearities, exact adds) without tables."""
+    _symbolic_output(arch)
+
+
+def _symbolic_output(arch: Architecture) -> Group:
+    """The output group's flags and period, from a walk without tables."""
     prefix = f"{arch.source}: " if arch.source else ""
     start = Group(None, float(arch.input.channels), True, frozenset(), frozenset({0}))
     walker = _Walker({}, DEFAULT_MAX_ENTRIES, arch.name, prefix)
-    _output_group(walker.run(arch.layers, [start], "network.layers"), "network.layers",
-                  prefix)
+    return _output_group(walker.run(arch.layers, [start], "network.layers"), "network.layers",
+                         prefix)
 
 
 def input_table(arch: Architecture, radius: tuple[int, ...], params: dict,

@@ -92,3 +92,24 @@ def test_scaled_keeps_channel_ratios():
     wide = arch.scaled(512)
     assert wide.max_channels() == 512
     assert torch.allclose(compile_kernel(wide, 8), compile_kernel(arch, 8), rtol=0.02)
+
+
+@pytest.mark.parametrize("name,size,dims", [
+    ("conv-d3", 20, 2), ("conv-d3-s2", 40, 1), ("ae-d2", 30, 2), ("unet2", 40, 2),
+    ("ae-d4", 64, 1), ("skip5-nearest", 120, 1), ("skip5-bilinear", 240, 1),
+])
+def test_far_field_extension_is_exact(name, size, dims, monkeypatch):
+    """The periodic continuation beyond the correlation radius equals the full recursion."""
+    import math
+
+    from gpdip import compiler
+    from gpdip.farfield import far_radius, input_radius
+
+    arch = load_architecture(name)
+    far = far_radius(arch.layers, input_radius(arch.input.sigma))
+    period = compiler._symbolic_output(arch).period
+    assert far + period < size - 1  # the continuation is really exercised
+    fast = compile_kernel(arch, size, dims=dims)
+    monkeypatch.setattr(compiler, "far_radius", lambda *args: math.inf)
+    full = compile_kernel(arch, size, dims=dims)
+    assert float((fast - full).abs().max()) <= 1e-14 * float(full.abs().max())
