@@ -92,7 +92,7 @@ def compile_kernel(arch: str | os.PathLike[str] | Architecture, size: int | tupl
     params = _check_params(params)
     want = tuple(s - 1 for s in sizes)
     # Offsets beyond the correlation radius follow by periodic continuation (farfield.py).
-    sigma = float(params.get("sigma", arch.input.sigma))
+    sigma = float(torch.as_tensor(params.get("sigma", arch.input.sigma)).detach())
     far = far_radius(arch.layers, input_radius(sigma))
     period = _symbolic_output(arch).period
     if not math.isinf(far):
