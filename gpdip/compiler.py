@@ -130,7 +130,7 @@ def input_table(arch: Architecture, radius: tuple[int, ...], params: dict,
     grids = torch.meshgrid(*[torch.arange(-r, r + 1, dtype=dtype, device=device)
                              for r in radius], indexing="ij")
     dist2 = torch.stack([g * g for g in grids]).sum(0)
-    if float(sigma) == 0.0:
+    if float(sigma.detach()) == 0.0:
         kernel = (dist2 == 0).to(dtype)
     else:
         kernel = torch.exp(-dist2 / (4 * sigma * sigma))

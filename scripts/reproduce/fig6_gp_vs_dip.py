@@ -80,12 +80,15 @@ def plot(result: dict, arch: str, sweep: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = plt.figure(figsize=(13, 6.5))
-    ax = fig.add_subplot(2, 5, 1)
-    k = compile_kernel(arch, 32).numpy()
+    fig = plt.figure(figsize=(14, 6.8))
+    grid = fig.add_gridspec(2, 5)
+    ax = fig.add_subplot(grid[0, 0])
+    sigma = result["row"]["GP-DIP"]["hyper"].get("sigma")
+    k = compile_kernel(arch, 32, params=None if sigma is None else {"sigma": sigma}).numpy()
     radii, values = radial_profile(k)
     ell = result["row"]["GP-RBF"]["hyper"].get("lengthscale", 2.0)
-    ax.plot(radii, values / values[0], "o-", ms=3, label=f"DIP ({arch})")
+    dip_label = f"DIP ({arch}" + (f", σ={sigma:.2f})" if sigma is not None else ")")
+    ax.plot(radii, values / values[0], "o-", ms=3, label=dip_label)
     ax.plot(radii, np.exp(-radii**2 / (2 * ell**2)), "--", label=f"RBF ℓ={ell:.2f}")
     ax.set(title="(a) kernels", xlabel="|r|", ylabel="K(r)/K(0)")
     ax.legend(fontsize=7)
@@ -93,14 +96,14 @@ def plot(result: dict, arch: str, sweep: list[dict], path: Path) -> None:
               ("(d) GP-RBF", result["posts"]["GP-RBF"].mean),
               ("(e) GP-DIP", result["posts"]["GP-DIP"].mean)]
     for i, (title, img) in enumerate(panels):
-        ax = fig.add_subplot(2, 5, 2 + i)
+        ax = fig.add_subplot(grid[0, 1 + i])
         ax.imshow(img.clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
         extra = ""
         if title.startswith("(d)") or title.startswith("(e)"):
             extra = f" {result['row'][title[4:]]['psnr']:.2f} dB"
         ax.set_title(title + extra, fontsize=9)
         ax.axis("off")
-    ax = fig.add_subplot(2, 2, 3)
+    ax = fig.add_subplot(grid[1, 1:4])
     if sweep:
         widths = sorted({r["width"] for r in sweep if "width" in r})
         for key, label in (("psnr_dip", "DIP"), ("psnr_gp", "GP-DIP kernel"),
