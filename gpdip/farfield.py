@@ -20,7 +20,7 @@ conv            unchanged: iid taps correlate only equal taps, C'[p, r] =
                 mean_j C[p+j, r] keeps the offset (a stride decimates)
 non-linearity   unchanged (acts on each (p, r) entry)
 decimate τ      ⌊R/τ⌋;  average pooling: ⌊(R + τ − 1)/τ⌋
-nearest/bilin.  τ·(R + 2·span + 1), span = 0 (nearest) or 1 (bilinear)
+nearest/bilin.  τ·(R + 2·span + 1) − 1, span = 0 (nearest) or 1 (bilinear)
 sinc            unbounded (the band-limited interpolant has infinite support)
 skip            the larger of the two paths
 ==============  =========================================================
@@ -55,7 +55,8 @@ def far_radius(layers: tuple[Layer, ...], radius: float) -> float:
             if layer.mode == "sinc":
                 return math.inf
             span = 0 if layer.mode == "nearest" else 1
-            radius = layer.factor * (radius + 2 * span + 1)
+            # Fine points r apart read coarse points ≥ ⌊r/τ⌋ − 2·span apart.
+            radius = layer.factor * (radius + 2 * span + 1) - 1
         elif isinstance(layer, Skip):
             radius = max(far_radius(layer.branch, radius), far_radius(layer.shortcut, radius))
         elif isinstance(layer, Block):
