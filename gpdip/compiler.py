@@ -43,7 +43,7 @@ from .spec import Architecture, Block, Conv, Downsample, Erf, Layer, LeakyReLU, 
 # interpolant sums K_x(m)·sinc(r/τ − m) over the table, and the part of K_x
 # beyond it (after its constant floor is removed) is what is left out.
 SINC_MARGIN = 32
-DEFAULT_MAX_ENTRIES = int(os.environ.get("GPDIP_MAX_TABLE", 2**26))
+DEFAULT_MAX_ENTRIES = int(os.environ.get("GPDIP_MAX_TABLE", 2**27))
 PARAM_NAMES = ("sigma", "weight_var", "bias_var")
 
 
@@ -78,7 +78,7 @@ def compile_kernel(arch: str | os.PathLike[str] | Architecture, size: int | tupl
         params: optional overrides, torch scalars welcome (the result is
             differentiable in them): ``sigma`` (input), ``weight_var`` and
             ``bias_var`` (replace those of every conv).
-        max_entries: refuse phase tables larger than this (default 2**26,
+        max_entries: refuse phase tables larger than this (default 2**27, 1 GiB in float64,
             or ``$GPDIP_MAX_TABLE``).
 
     Returns:
@@ -284,7 +284,8 @@ class _Walker:
             return group
         if layer.mode == "sinc":
             return replace(group, table=ct.sinc_upsample(table, layer.factor))
-        entries = math.prod(layer.factor * p * (2 * layer.factor * r + 1)
+        span = 0 if layer.mode == "nearest" else 1
+        entries = math.prod(layer.factor * p * (2 * layer.factor * (r - 2 * span) + 1)
                             for p, r in zip(table.period, table.radius, strict=True))
         if entries > self.max_entries:
             raise self.fail(where, f"compiling {self.name!r} at this size needs a phase table of "
