@@ -1,6 +1,6 @@
 """Benchmark the kernel compiler: catalog compile times and the speed-up over Monte Carlo.
 
-    python scripts/bench_kernel.py [--sizes 64 128] [--repeats 5] [--mc-samples 40] > bench.json
+    python scripts/bench_kernel.py [--sizes 64 128] [--repeats 5] [--mc-samples 40] [--threads 1]
 
 Prints JSON.  ``size`` S gives a (2S−1)×(2S−1) table: S = 64 covers the offsets of a 64×64
 image (a 127×127 table), S = 128 those of a 128×128 image (255×255).  Results are recorded in
@@ -86,7 +86,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--mc-samples", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: the tables are small, threads only add sync)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     result = {"machine": machine(), "compile": compile_times(args.sizes, args.repeats),
               "monte_carlo": [monte_carlo_speedup("unet2", 16, 256, args.mc_samples, 0.01),
                               monte_carlo_speedup("conv-d3-s2", 16, 256, args.mc_samples, 0.01)]}
