@@ -10,6 +10,7 @@ Writes docs/results/fig3/{fig3ab.png, fig3c.png, results.json, provenance.json}.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -62,8 +63,10 @@ def plot_panels(curves: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.6))
-    for ax, (title, rows) in zip(axes, curves.items(), strict=True):
+    cols = 2 if len(curves) > 2 else len(curves)
+    rows_n = -(-len(curves) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(5.2 * cols, 3.8 * rows_n), squeeze=False)
+    for ax, (title, rows) in zip(axes.flat, curves.items(), strict=False):
         for i, row in enumerate(rows):
             color = f"C{i}"
             r = np.array(row["offsets"])
@@ -109,9 +112,16 @@ def prior_samples(size: int, seed: int, path: Path) -> list[dict]:
 
 
 def main() -> None:
-    args = parser(__doc__.splitlines()[0]).parse_args()
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--replot", action="store_true",
+                   help="redraw the figures from an existing results.json (no sampling)")
+    args = p.parse_args()
     started = time.time()
     folder = output_dir("fig3", args)
+    if args.replot:
+        plot_panels(json.loads((folder / "results.json").read_text())["curves"],
+                    folder / "fig3ab.png")
+        return
     size, samples = (21, 4) if args.smoke else (101, 200)
     panels = PANELS if not args.smoke else {k: v[:1] for k, v in list(PANELS.items())[:2]}
     curves = {title: [curve(kind, d, s, size, samples, 256 if not args.smoke else 32,
