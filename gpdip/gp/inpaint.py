@@ -68,8 +68,10 @@ def resolve_kernel(kernel, image: Tensor, mask: Tensor, noise: float | None,
     if isinstance(kernel, str) and (kernel == "auto" or kernel.startswith("auto:")):
         # "auto" uses hyper.DEFAULT_CANDIDATES; "auto:rbf,unet2,conv-d3" gives the list
         names = tuple(c for c in kernel.partition(":")[2].split(",") if c)
-        kw = {"candidates": names} if names else {}
-        k, sel = select_kernel(image, mask, noise=noise, progress=progress, **kw)
+        if names:
+            k, sel = select_kernel(image, mask, candidates=names, noise=noise, progress=progress)
+        else:
+            k, sel = select_kernel(image, mask, noise=noise, progress=progress)
         return k, {**sel["chosen"], "candidates": sel["candidates"]}
     k = make_kernel(kernel, lengthscale) if isinstance(kernel, str) else kernel
     if fit:
