@@ -132,8 +132,8 @@ def input_table(arch: Architecture, radius: tuple[int, ...], params: dict,
     dist2 = torch.stack([g * g for g in grids]).sum(0)
     if float(sigma.detach()) == 0.0:
         kernel = (dist2 == 0).to(dtype)
-    else:
-        kernel = torch.exp(-dist2 / (4 * sigma * sigma))
+    else:  # (|r|/(2σ))² rather than |r|²/(4σ²): σ² may underflow for tiny σ
+        kernel = torch.exp(-((dist2.sqrt() / (2 * sigma)) ** 2))
     return ct.stationary(arch.input.variance * kernel)
 
 

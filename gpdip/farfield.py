@@ -38,9 +38,14 @@ from .spec import Block, Conv, Downsample, Layer, Skip, Upsample
 GAUSSIAN_CUTOFF = 13.0
 
 
-def input_radius(sigma: float) -> int:
-    """Correlation radius of the input: 0 for white noise, ⌈13σ⌉ for a Gaussian filter."""
-    return 0 if sigma == 0 else math.ceil(GAUSSIAN_CUTOFF * sigma)
+def input_radius(sigma: float) -> float:
+    """Correlation radius of the input: 0 for white noise, ⌈13σ⌉ for a Gaussian filter.
+
+    ``math.inf`` (no continuation) when 13σ is beyond any table (σ > 1e12).
+    """
+    if sigma == 0:
+        return 0
+    return math.inf if sigma > 1e12 else math.ceil(GAUSSIAN_CUTOFF * sigma)
 
 
 def far_radius(layers: tuple[Layer, ...], radius: float) -> float:

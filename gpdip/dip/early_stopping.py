@@ -1,16 +1,21 @@
 """Experiment: SGLD removes the need for early stopping (paper Figs. 1a, 2; Sec. 5.2.1).
 
 Denoising σ = 25/255 of a CPU-sized crop; SGD (Adam) and its variants versus
-SGLD.  Writes ``curves.png``, ``table.md`` and ``results.json`` to ``--out``.
+SGLD.  Each method runs in ``--out/<method>/`` (``log.jsonl`` as it goes,
+checkpoints, resumable; ``row.json`` when finished), so methods can run as
+separate processes; every invocation then rebuilds ``curves.png``,
+``table.md`` and ``results.json`` from all finished methods in ``--out``
+(``--report`` only rebuilds).
 
-    python -m gpdip.dip.early_stopping --out docs/results/dip/early_stopping
+    python -m gpdip.dip.early_stopping --image house --iters 8000 --methods sgd \
+        --out docs/results/dip/early_stopping
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,13 +23,17 @@ import torch
 
 from .config import DIPConfig
 from .images import add_noise, center_crop, load_image, psnr, resize, save_image
-from .io import atomic_write_text
+from .io import atomic_write_text, read_jsonl
 from .nets import make_network
 from .plots import plot_curves
 from .trainer import Problem, fit
 
 
 def _target(path: str, size: int) -> torch.Tensor:
+    if path == "house":  # packaged grayscale 128×128, area-resized
+        from ..data import packaged_asset
+
+        return resize(load_image(packaged_asset("house128.png")), size)
     img = load_image(path)
     side = min(img.shape[1:])
     return resize(center_crop(img, side // 2), size)  # central half, area-downsampled
@@ -32,7 +41,11 @@ def _target(path: str, size: int) -> torch.Tensor:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--image", default="/work/shared/data/denoising/image_Peppers512rgb.png")
+    p.add_argument(
+        "--image",
+        default="/work/shared/data/denoising/image_Peppers512rgb.png",
+        help="an image path (central half, area-resized) or 'house' (packaged, grayscale)",
+    )
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--arch", default="unet2")
     p.add_argument("--width", type=int, default=32)
@@ -40,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--methods", nargs="+", default=["sgd", "sgd-input-avg", "sgld"])
     p.add_argument("--sgd-lr", type=float, default=0.01)
     p.add_argument("--sgld-lr", type=float, default=0.003)
+    p.add_argument("--burn-in-frac", type=float, default=1 / 3)
+    p.add_argument("--report", action="store_true", help="only rebuild table/figure")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="docs/results/dip/early_stopping")
     a = p.parse_args(argv)
@@ -49,8 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     noisy = add_noise(truth, sigma, torch.Generator().manual_seed(0))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    hist, rows = {}, []
-    for m in a.methods:
+    args = argv if argv is not None else sys.argv[1:]
+    cmd = "python -m gpdip.dip.early_stopping " + " ".join(args)
+    for m in [] if a.report else a.methods:
         sampler = m == "sgld"
         cfg = DIPConfig(
             method=m,
@@ -58,9 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             lr=a.sgld_lr if sampler else a.sgd_lr,
             preconditioner="rmsprop",
             noise_std=sigma,
-            burn_in=a.iters // 3,
+            burn_in=int(a.iters * a.burn_in_frac),
             thin=5,
             log_every=25,
+            checkpoint_every=500,
             seed=0,
         )
         net, x = make_network(
@@ -70,23 +87,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             width=a.width,
             generator=torch.Generator().manual_seed(1),
         )
-        t0 = time.perf_counter()
-        r = fit(net, x, Problem(noisy, None, truth), cfg, device="cpu")
-        hist[m] = r.history
-        rows.append(
-            {
-                "method": m,
-                "lr": cfg.lr,
-                "best_psnr": r.best_psnr,
-                "best_iter": r.best_iter,
-                "final_psnr": psnr(r.final, truth),
-                "mean_psnr": None if r.mean is None else psnr(r.mean, truth),
-                "final_mse_obs": r.history[-1]["mse_obs"],
-                "seconds": time.perf_counter() - t0,
-            }
-        )
+        r = fit(net, x, Problem(noisy, None, truth), cfg, out_dir=out / m, device="cpu")
+        row = {
+            "method": m,
+            "lr": cfg.lr,
+            "best_psnr": r.best_psnr,
+            "best_iter": r.best_iter,
+            "final_psnr": psnr(r.final, truth),
+            "mean_psnr": None if r.mean is None else psnr(r.mean, truth),
+            "final_mse_obs": r.history[-1]["mse_obs"],
+            "min_mse_obs": min(h["mse_obs"] for h in r.history),
+            "seconds": r.seconds,
+            "iters": a.iters,
+            "command": cmd,
+        }
         save_image(r.estimate, out / f"{m}.png")
-        print(json.dumps(rows[-1]), flush=True)
+        (out / m / "row.json").write_text(json.dumps(row))
+        print(json.dumps(row), flush=True)
+    rows, hist = [], {}
+    for d in sorted(out.glob("*/row.json")):
+        rows.append(json.loads(d.read_text()))
+        hist[rows[-1]["method"]] = read_jsonl(d.parent / "log.jsonl")
     save_image(truth, out / "clean.png")
     save_image(noisy, out / "noisy.png")
     plot_curves(
@@ -98,23 +119,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     (out / "results.json").write_text(
         json.dumps({"args": vars(a), "rows": rows, "histories": hist}, indent=1)
     )
-    atomic_write_text(_table(rows, sigma), out / "table.md")
+    atomic_write_text(_table(rows, sigma, a), out / "table.md")
     return 0
 
 
-def _table(rows: list[dict], sigma: float) -> str:
+def _table(rows: list[dict], sigma: float, a: argparse.Namespace) -> str:
     f = lambda v: "—" if v is None else f"{v:.2f}"  # noqa: E731
     lines = [
-        f"σ² = {sigma**2:.5f}",
+        f"{a.arch} width {a.width}, {a.size}×{a.size} `{a.image}`, σ = 25/255 "
+        f"(σ² = {sigma**2:.5f}), one thread.  Commands (one process per method):",
         "",
-        "| method | lr | best PSNR (iter) | final iterate PSNR | EMA / posterior-mean PSNR "
-        "| final MSE vs noisy | s |",
-        "|---|---|---|---|---|---|---|",
+        *sorted({f"    {r['command']}" for r in rows}),
+        "",
+        "| method | lr | iters | best PSNR (iter) | final iterate PSNR "
+        "| EMA / posterior-mean PSNR | min MSE vs noisy | final MSE vs noisy | s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['method']} | {r['lr']} | {f(r['best_psnr'])} ({r['best_iter']}) | "
-            f"{f(r['final_psnr'])} | {f(r['mean_psnr'])} | {r['final_mse_obs']:.5f} | "
+            f"| {r['method']} | {r['lr']} | {r['iters']} | "
+            f"{f(r['best_psnr'])} ({r['best_iter']}) | "
+            f"{f(r['final_psnr'])} | {f(r['mean_psnr'])} | {r['min_mse_obs']:.5f} | "
+            f"{r['final_mse_obs']:.5f} | "
             f"{r['seconds']:.0f} |"
         )
     return "\n".join(lines) + "\n"

@@ -124,13 +124,19 @@ def rbf_posterior_mean(image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.T
 
 
 def dip_kernel_posterior_mean(
-    arch: str, image: torch.Tensor, mask: torch.Tensor, nugget: float = 1e-6
+    arch: str,
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    nugget: float = 1e-6,
+    noise_var: float | None = None,
 ) -> torch.Tensor:
     """GP with the architecture's limiting kernel (``gpdip.compile_kernel``), zero mean as the
-    DIP prior; nugget relative to K(0) (noise-free inpainting, numerically regularised)."""
+    DIP prior; nugget relative to K(0) (noise-free inpainting, numerically regularised), or
+    the absolute Gaussian noise variance ``noise_var`` when given."""
     from .. import compile_kernel  # lazy: the compiler is another engineer's module
 
     h, w = image.shape[1:]
     table = compile_kernel(arch, (h, w), dims=2)
     K = dense_from_table(table, h, w)
-    return posterior_mean(K, image, mask, nugget * float(K[0, 0]))
+    s2 = noise_var if noise_var is not None else nugget * float(K[0, 0])
+    return posterior_mean(K, image, mask, s2)

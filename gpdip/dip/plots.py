@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,33 +48,54 @@ def plot_curves(
     plt.close(fig)
 
 
-def plot_sweep(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
-    """PSNR vs channels (mean ± std over seeds) for DIP, GP with the DIP kernel, GP-RBF,
-    and the relative DIP–GP distance on missing pixels (paper Fig. 6, bottom left)."""
+def plot_sweep(
+    rows: Sequence[dict[str, Any]],
+    path: str | Path,
+    group: Callable[[dict[str, Any]], str] | None = None,
+) -> None:
+    """PSNR vs channels (mean ± std over seeds) for DIP (one line per ``group(row)``, e.g.
+    the DIP method), GP with the DIP kernel, GP-RBF, and the relative DIP–GP distance on
+    missing pixels (paper Fig. 6, bottom left)."""
     import numpy as np
 
     plt = _plt()
+    group = group or (lambda r: "DIP")
     widths = sorted({r["width"] for r in rows})
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    for key, label in (
-        ("psnr_dip", "DIP"),
-        ("psnr_gp", "GP (DIP kernel)"),
-        ("psnr_rbf", "GP (RBF)"),
-        ("dist_dip_gp", None),
-    ):
-        stats = [
-            [r[key] for r in rows if r["width"] == w and r.get(key) is not None] for w in widths
-        ]
-        ws = [w for w, s in zip(widths, stats, strict=True) if s]
-        m = [float(np.mean(s)) for s in stats if s]
-        e = [float(np.std(s)) for s in stats if s]
-        ax = b if label is None else a
-        ax.errorbar(ws, m, yerr=e, marker="o", capsize=3, label=label or "‖f_DIP − μ_GP‖/‖μ_GP‖")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+
+    def line(ax: Any, rs: Sequence[dict[str, Any]], key: str, **kw: Any) -> None:
+        ws = sorted({r["width"] for r in rs})
+        stats = [[r[key] for r in rs if r["width"] == w] for w in ws]
+        m = [float(np.mean(s)) for s in stats]
+        e = [float(np.std(s)) for s in stats]
+        ax.errorbar(ws, m, yerr=e, marker="o", capsize=3, **kw)
+
+    for g in sorted({group(r) for r in rows}):
+        rs = [r for r in rows if group(r) == g]
+        line(a, rs, "psnr_dip", label=f"DIP: {g}")
+        line(b, rs, "dist_dip_gp", label=g)
+    gps: dict[Any, list[dict[str, Any]]] = {}
+    for r in rows:
+        gps.setdefault(r.get("noise_var"), []).append(r)
+    for nv, rs in gps.items():
+        noise = "nugget 1e-6·K(0)" if nv is None else f"s²={nv:g}"
+        line(a, rs, "psnr_gp", ls="--", label=f"GP (DIP kernel), {noise}")
+    line(a, rows, "psnr_rbf", ls=":", color="k", label="GP (RBF)")
     a.set(xscale="log", xlabel="channels", ylabel="PSNR (dB)", title="64×64 inpainting, 50% drop")
-    b.set(xscale="log", yscale="log", xlabel="channels", ylabel="relative distance (missing px)")
+    b.set(
+        xscale="log",
+        yscale="log",
+        xlabel="channels",
+        ylabel="‖f_DIP − μ_GP‖/‖μ_GP‖ (missing px)",
+    )
     for ax in (a, b):
+        ax.minorticks_off()  # log-axis minor labels would overprint the channel ticks
         ax.set_xticks(widths, [str(w) for w in widths])
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
+    lo, hi = b.get_ylim()
+    ticks = [t for t in (0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0) if lo <= t <= hi]
+    b.set_yticks(ticks, [f"{t:g}" for t in ticks])
+    b.set_ylim(lo, hi)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -115,7 +115,13 @@ class _Run:
             if cfg.noise_std is not None
             else max(estimate_noise_std(prob.observed, prob.mask), 1e-3)
         )
-        self.params = list(self.net.parameters()) + ([self.x] if cfg.optimize_input else [])
+        self.prior_vars = self._prior_variances()
+        named = [(n, p) for n, p in self.net.named_parameters() if self.prior_vars.get(n, 1) > 0]
+        for n, p in self.net.named_parameters():
+            if self.prior_vars.get(n, 1) == 0:
+                p.requires_grad_(False)  # a point-mass prior (e.g. bias_var = 0): held fixed
+        self.param_names = [n for n, _ in named] + (["input"] if cfg.optimize_input else [])
+        self.params = [p for _, p in named] + ([self.x] if cfg.optimize_input else [])
         self.opt = self._optimizer()
         self.precisions = self._prior_precisions()
         self.ema, self.welford = EMA(cfg.ema), Welford()
@@ -134,12 +140,23 @@ class _Run:
             return torch.optim.SGD(self.params, lr=cfg.lr)
         return torch.optim.Adam(self.params, lr=cfg.lr)
 
+    def _prior_variances(self) -> dict[str, float]:
+        """SGLD with ``prior="init"`` on a network that carries its exact limit prior
+        (``net.prior_variances``, set by :func:`~gpdip.dip.nets.make_network`)."""
+        if self.cfg.method != "sgld" or self.cfg.prior != "init":
+            return {}
+        return dict(getattr(self.net, "prior_variances", None) or {})
+
     def _prior_precisions(self) -> list[float]:
-        """Per-tensor prior precision: "init" uses 1/mean(θ₀²), i.e. the Gaussian the weights were
-        drawn from (N(0, weight_var/fan_in) under the limit init); tensors initialised to
-        zero (biases) and "isotropic" use ``weight_decay``."""
+        """Per-tensor prior precision: "init" uses the network's exact limit prior
+        1/(weight_var/fan_in) when it carries one, else 1/mean(θ₀²), i.e. the Gaussian the
+        weights were drawn from; tensors initialised to zero and "isotropic" use
+        ``weight_decay``."""
         out = []
-        for p in self.params:
+        for name, p in zip(self.param_names, self.params, strict=True):
+            if name in self.prior_vars:
+                out.append(1.0 / self.prior_vars[name])
+                continue
             ms = float(p.detach().pow(2).mean()) if p.numel() else 0.0
             use_init = self.cfg.prior == "init" and ms > 0
             out.append(1.0 / ms if use_init else self.cfg.weight_decay)

@@ -29,6 +29,8 @@ def test_local_sweep_resumes(tmp_path):
         "16",
         "--iters",
         "5",
+        "--lr",
+        "0.003",
         "--jobs",
         "1",
         "--out",
