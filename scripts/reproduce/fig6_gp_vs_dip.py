@@ -104,6 +104,8 @@ def plot(result: dict, arch: str, sweep: list[dict], path: Path) -> None:
         ax.set_title(title + extra, fontsize=9)
         ax.axis("off")
     ax = fig.add_subplot(grid[1, 1:4])
+    # The sweep's SGLD rows with the width-scaled step size (docs/dip-sgld.md).
+    sweep = [r for r in sweep if r.get("method") == "sgld" and r.get("lr_ref_width")]
     if sweep:
         widths = sorted({r["width"] for r in sweep if "width" in r})
         for key, label in (("psnr_dip", "DIP"), ("psnr_gp", "GP-DIP kernel"),
@@ -115,7 +117,8 @@ def plot(result: dict, arch: str, sweep: list[dict], path: Path) -> None:
         ax.legend(fontsize=8)
     else:
         ax.text(0.5, 0.5, "channel sweep not run yet", ha="center", transform=ax.transAxes)
-    ax.set(title="PSNR vs channels (channel sweep)", xlabel="channels", ylabel="PSNR (dB)")
+    ax.set(title="PSNR vs channels (channel sweep, DIP by SGLD, house 64×64)",
+           xlabel="channels", ylabel="PSNR (dB)")
     fig.subplots_adjust(hspace=0.35, wspace=0.3)
     save_figure(path, fig, dpi=110)
     plt.close(fig)
