@@ -15,7 +15,6 @@ from gpdip.spec import (
     ReLU,
     Skip,
     Upsample,
-    nonlinear_depth,
 )
 
 
@@ -59,8 +58,3 @@ def random_architecture(seed: int, channels: int = 64) -> Architecture:
     sigma = rng.choice([0.0, 0.0, 1.0, 2.0])
     return Architecture(InputSpec(channels=channels, sigma=sigma), tuple(layers),
                         name=f"random-{seed}")
-
-
-def count_nonlinearities(layers) -> int:
-    """Non-linearities along the longest path (see ``gpdip.spec.nonlinear_depth``)."""
-    return nonlinear_depth(layers)

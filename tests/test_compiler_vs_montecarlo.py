@@ -26,8 +26,9 @@ import torch
 from gpdip import compile_kernel, load_architecture
 from gpdip.catalog import catalog_names
 from gpdip.montecarlo import estimate_kernel, relative_error
+from gpdip.spec import nonlinear_depth
 
-from .archgen import count_nonlinearities, random_architecture
+from .archgen import random_architecture
 
 MAX_OFFSET = 8
 
@@ -36,7 +37,7 @@ def tolerance(arch, estimate, exact) -> float:
     centre = [(n - 1) // 2 for n in exact.shape]
     index = tuple(slice(c - MAX_OFFSET, c + MAX_OFFSET + 1) for c in centre)
     noise = float(torch.linalg.norm(estimate.stderr[index]) / torch.linalg.norm(exact[index]))
-    finite_width = count_nonlinearities(arch.layers) / estimate.width
+    finite_width = nonlinear_depth(arch.layers) / estimate.width
     return 4 * noise + finite_width
 
 

@@ -128,7 +128,7 @@ def _figure(path: str, panels, cmap: str = "gray") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..gp.io import _atomic
+    from ..atomic import save_figure
 
     fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.2))
     for ax, (title, img) in zip(list(getattr(axes, "flat", [axes])), panels, strict=True):
@@ -136,7 +136,7 @@ def _figure(path: str, panels, cmap: str = "gray") -> None:
         ax.set_title(title)
         ax.axis("off")
     fig.tight_layout()
-    _atomic(Path(path), lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
+    save_figure(path, fig, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -11,8 +11,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ..atomic import save_npy
 from ..errors import GpdipError
 
@@ -108,7 +106,3 @@ def run(args: argparse.Namespace) -> int:
               f"in {summary['seconds']} s" + (f" -> {args.out}" if args.out else ""))
     return 0
 
-
-def table_to_text(table: np.ndarray) -> str:  # pragma: no cover - convenience for docs
-    """A compact text rendering of a 1-D table."""
-    return " ".join(f"{v:.4f}" for v in table)

@@ -9,7 +9,6 @@ warning).  ``.npy`` files are read as float64 without scaling.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from ..atomic import atomic_write, save_text
 from ..errors import GpdipError
 
 
@@ -85,7 +85,7 @@ def save_array(path: str | os.PathLike, x: Tensor, bits: int = 8) -> None:
     path = Path(path)
     arr = x.detach().cpu().numpy().astype(np.float64)
     if path.suffix.lower() == ".npy":
-        _atomic(path, lambda f: np.save(f, arr))
+        atomic_write(path, lambda f: np.save(f, arr))
         return
     if path.suffix.lower() != ".png":
         raise GpdipError(f"output '{path}': expected a .png or .npy file name")
@@ -96,25 +96,12 @@ def save_array(path: str | os.PathLike, x: Tensor, bits: int = 8) -> None:
         im = Image.fromarray(np.round(arr * 65535).astype(np.uint16))
     else:
         im = Image.fromarray(np.round(arr * 255).astype(np.uint8))
-    _atomic(path, lambda f: im.save(f, format="PNG"))
-
-
-def _atomic(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: im.save(f, format="PNG"))
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Atomically write a text file (JSON reports)."""
-    _atomic(Path(path), lambda f: f.write(text.encode()))
+    save_text(path, text)
 
 
 def psnr(x: Tensor, ref: Tensor, peak: float = 1.0) -> float:

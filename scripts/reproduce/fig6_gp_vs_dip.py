@@ -14,7 +14,6 @@ Writes docs/results/fig6/.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from _common import RESULTS, finish, output_dir, parser
 from gpdip import compile_kernel
 from gpdip.atomic import save_figure
 from gpdip.data import packaged_asset, shared_data_dir
+from gpdip.dip.io import read_jsonl
 from gpdip.gp import DIPKernel, inpaint, load_image, psnr, ssim
 from gpdip.plotting import radial_profile
 
@@ -62,16 +62,8 @@ def run_image(name: str, seed: int, arch: str, learn_sigma: bool) -> dict:
 
 
 def sweep_rows() -> list[dict]:
-    path = RESULTS / "dip" / "sweep" / "results.jsonl"
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # a torn last line of an interrupted sweep
-            continue
-    return rows
+    """The channel sweep's result rows (a torn last line of an interrupted sweep is skipped)."""
+    return read_jsonl(RESULTS / "dip" / "sweep" / "results.jsonl")
 
 
 def plot(result: dict, arch: str, sweep: list[dict], path: Path) -> None:
