@@ -123,14 +123,14 @@ def run_dip(args: argparse.Namespace) -> int:
     cfg = _config(args)
     y = load_image(args.image)
     mask = (
-        load_mask(args.mask, tuple(y.shape[1:]), image_name=f"image '{args.image}'")
+        load_mask(args.mask, (int(y.shape[1]), int(y.shape[2])), image_name=f"image '{args.image}'")
         if args.mask
         else None
     )
     truth = load_image(args.truth, grayscale=y.shape[0] == 1) if args.truth else None
     net, x = make_network(
         args.arch,
-        tuple(y.shape[1:]),
+        (int(y.shape[1]), int(y.shape[2])),
         y.shape[0],
         width=args.width,
         init=args.init,

@@ -77,10 +77,13 @@ class RBFFit:
     log_ml: float
 
 
+LENGTHSCALES = tuple(2 ** (e / 4) for e in range(-2, 19))  # 0.7 … 27 px, 4 per octave
+
+
 def fit_rbf(
     image: torch.Tensor,
     mask: torch.Tensor,
-    lengthscales: tuple[float, ...] = tuple(2 ** (k / 4) for k in range(-2, 19)),
+    lengthscales: tuple[float, ...] = LENGTHSCALES,
     noise_ratios: tuple[float, ...] = (1e-6, 1e-4, 1e-3, 1e-2),
 ) -> RBFFit:
     """Maximise the log marginal likelihood of the observed pixels over a grid of (ℓ, r)
@@ -119,7 +122,7 @@ def fit_rbf(
 def rbf_posterior_mean(image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, RBFFit]:
     """GP-RBF baseline: fit by marginal likelihood on observed pixels, then the posterior mean."""
     fit = fit_rbf(image, mask)
-    K = rbf_matrix(*image.shape[1:], fit.lengthscale)
+    K = rbf_matrix(image.shape[1], image.shape[2], fit.lengthscale)
     return posterior_mean(K, image, mask, fit.noise_ratio, fit.mean), fit
 
 

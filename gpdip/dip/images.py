@@ -32,11 +32,8 @@ def load_image(path: str | Path, *, grayscale: bool = False) -> torch.Tensor:
         raise GpdipError(
             f"image '{path}' could not be read ({exc}); expected a PNG or JPEG"
         ) from exc
-    if grayscale or im.mode in ("L", "LA", "I", "I;16", "1", "F"):
-        im = im.convert("L")
-    else:
-        im = im.convert("RGB")
-    arr = np.asarray(im, dtype=np.float32) / 255.0
+    gray = grayscale or im.mode in ("L", "LA", "I", "I;16", "1", "F")
+    arr = np.asarray(im.convert("L" if gray else "RGB"), dtype=np.float32) / 255.0
     arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(arr))
 
@@ -101,7 +98,7 @@ def add_noise(img: torch.Tensor, sigma: float, generator: torch.Generator) -> to
     return img + sigma * noise.to(img.device)
 
 
-def bernoulli_mask(shape: tuple[int, int], drop: float, generator: torch.Generator) -> torch.Tensor:
+def bernoulli_mask(shape: tuple[int, ...], drop: float, generator: torch.Generator) -> torch.Tensor:
     """A ``(1, H, W)`` mask that drops each pixel independently with probability ``drop``."""
     if not 0.0 <= drop < 1.0:
         raise GpdipError(f"drop={drop}: expected a drop probability in [0, 1)")

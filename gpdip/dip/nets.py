@@ -34,7 +34,10 @@ class TinyEncoderDecoder(nn.Module):
         super().__init__()
 
         def conv(ci: int, co: int, stride: int = 1) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(ci, co, 3, stride, 1, padding_mode=pad), nn.ReLU())
+            return nn.Sequential(
+                nn.Conv2d(ci, co, 3, stride, 1, padding_mode=pad),  # type: ignore[arg-type]
+                nn.ReLU(),
+            )
 
         self.d1, self.d2 = conv(in_ch, width, 2), conv(width, width, 2)
         self.u2, self.u1 = conv(2 * width, width), conv(width + in_ch, width)
@@ -82,15 +85,12 @@ def make_network(
         net = TinyEncoderDecoder(8, width or 32, out_channels, pad)
         if init == "limit":
             _limit_init(net, generator)
-        if input_kind == "uniform":
-            net.arch_name = TINY
+        annotate(net, arch_name=TINY)
         return net, uniform_input(8, shape, generator)
-        net.arch_name = TINY
-        return net, torch.randn((1, 8, *shape), generator=generator)
     from .. import network  # lazy: only needed for catalog architectures
 
     padding = {"reflection": "reflect", "zeros": "zero"}.get(padding or "", padding)
-    net = network.build_network(
+    built = network.build_network(
         arch,
         dims=2,
         width=width,
@@ -100,12 +100,19 @@ def make_network(
         padding=padding,
         generator=generator,
     )
-    net.arch_name = str(arch)  # for size-mismatch messages
+    annotate(built, arch_name=str(arch))  # for size-mismatch messages
     if init == "limit" and not batchnorm:
-        variances = limit_prior_variances(net, arch)
+        variances = limit_prior_variances(built, arch)
         if variances is not None:
-            net.prior_variances = variances  # the trainer's exact SGLD prior
-    return net, _builder_input(network, arch, shape, width, input_kind, generator)
+            annotate(built, prior_variances=variances)  # the trainer's exact SGLD prior
+    return built, _builder_input(network, arch, shape, width, input_kind, generator)
+
+
+def annotate(net: nn.Module, **attrs: Any) -> None:
+    """Attach plain (non-parameter) attributes to a module: ``arch_name`` (for error
+    messages) and ``prior_variances`` (the trainer's exact SGLD prior)."""
+    for name, value in attrs.items():
+        object.__setattr__(net, name, value)  # a plain attribute, not a submodule/buffer
 
 
 def limit_prior_variances(net: nn.Module, arch: Any) -> dict[str, float] | None:
@@ -240,3 +247,4 @@ def _required_multiple(net: nn.Module, in_ch: int, arch: Any = None) -> int | No
         return None
     finally:
         net.train(was_training)
+

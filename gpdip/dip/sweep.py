@@ -225,19 +225,24 @@ def execute(
     jobs: int = 2,
     dask_address: str | None = None,
     on_row: Callable[[dict], None] | None = None,
+    run: Callable[[Any], dict[str, Any]] = run_task,
+    describe: Callable[[dict[str, Any]], str] | None = None,
 ) -> int:
-    """Run tasks, appending each finished row durably; returns the number of rows written.
+    """Run independent ``tasks`` with ``run`` (a picklable module-level function: a process
+    pool, or the Dask cluster at ``dask_address``, a ``LocalCluster`` when None), appending
+    each finished row durably to ``results``; returns the number of rows written.
 
-    Rows are written by this (the submitting) process only, so there is one writer."""
+    Rows are written by this (the submitting) process only, so there is one writer;
+    ``describe(row)`` is the progress line printed per row (default: the sweep's)."""
     if not tasks:
         return 0
     if executor == "dask":
-        return _execute_dask(tasks, results, jobs, dask_address, on_row)
+        return _execute_dask(tasks, results, jobs, dask_address, on_row, run, describe)
     n = 0
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futs = [pool.submit(run_task, t) for t in tasks]
+        futs = [pool.submit(run, t) for t in tasks]
         for fut in as_completed(futs):
-            _write(results, fut.result(), on_row)
+            _write(results, fut.result(), on_row, describe)
             n += 1
     return n
 
@@ -248,6 +253,8 @@ def _execute_dask(
     jobs: int,
     address: str | None,
     on_row: Callable[[dict], None] | None,
+    run: Callable[[Any], dict[str, Any]],
+    describe: Callable[[dict[str, Any]], str] | None,
 ) -> int:
     from distributed import Client, LocalCluster
     from distributed import as_completed as dask_completed
@@ -257,10 +264,10 @@ def _execute_dask(
         cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True)
     client = Client(address or cluster)
     try:
-        futs = client.map(run_task, list(tasks), pure=False)
+        futs = client.map(run, list(tasks), pure=False)
         n = 0
         for fut in dask_completed(futs):
-            _write(results, fut.result(), on_row)
+            _write(results, fut.result(), on_row, describe)
             n += 1
         return n
     finally:
@@ -269,16 +276,24 @@ def _execute_dask(
             cluster.close()
 
 
-def _write(results: Path, row: dict[str, Any], on_row: Callable[[dict], None] | None) -> None:
+def _write(
+    results: Path,
+    row: dict[str, Any],
+    on_row: Callable[[dict], None] | None,
+    describe: Callable[[dict[str, Any]], str] | None = None,
+) -> None:
     append_jsonl(results, row)
-    print(
-        f"width {row['width']:4d} seed {row['seed']}: DIP {row['psnr_dip']:.2f} dB, "
-        f"GP {row['psnr_gp']:.2f} dB, RBF {row['psnr_rbf']:.2f} dB, "
-        f"‖f−μ‖/‖μ‖ {row['dist_dip_gp']:.3f}, {row['seconds']:.0f} s",
-        flush=True,
-    )
+    print(describe(row) if describe else _describe(row), flush=True)
     if on_row is not None:
         on_row(row)
+
+
+def _describe(row: dict[str, Any]) -> str:
+    return (
+        f"width {row['width']:4d} seed {row['seed']}: DIP {row['psnr_dip']:.2f} dB, "
+        f"GP {row['psnr_gp']:.2f} dB, RBF {row['psnr_rbf']:.2f} dB, "
+        f"‖f−μ‖/‖μ‖ {row['dist_dip_gp']:.3f}, {row['seconds']:.0f} s"
+    )
 
 
 def _config(r: dict[str, Any]) -> tuple:
@@ -296,6 +311,14 @@ def config_label(c: tuple) -> str:
         return f"{m}{noise}"
     rate = f"lr {lr:g}" if ref is None else f"lr {lr:g}·{ref}/C"
     return f"{m} {it} it, {rate}{noise}"
+
+
+def _widths_by_config(rows: Sequence[dict[str, Any]], configs: list[tuple]) -> dict[str, set]:
+    """Label suffix → widths run, per configuration (one unlabelled entry if none)."""
+    if not configs:
+        return {"": {r["width"] for r in rows}}
+    return {f" ({config_label(c)})": {r["width"] for r in rows if _config(r) == c}
+            for c in configs}
 
 
 def summarize(rows: Sequence[dict[str, Any]], out: Path, widths_requested: Sequence[int]) -> str:
@@ -326,15 +349,13 @@ def summarize(rows: Sequence[dict[str, Any]], out: Path, widths_requested: Seque
                 f"{np.mean([r['seconds'] for r in rs]):.0f} |"
             )
     lines.append("")
-    for c in configs or [None]:
-        widths = {r["width"] for r in rows if c is None or _config(r) == c}
+    for label, widths in _widths_by_config(rows, configs).items():
         missing = [w for w in widths_requested if w not in widths]
-        name = "" if c is None else f" ({config_label(c)})"
-        lines.append(f"Widths not run{name}: {', '.join(map(str, missing)) or 'none'}.")
+        lines.append(f"Widths not run{label}: {', '.join(map(str, missing)) or 'none'}.")
     text = "\n".join(lines) + "\n"
     if rows:
-        label = lambda r: config_label(_config(r))  # noqa: E731
-        plot_sweep(rows, out / "sweep_psnr_vs_channels.png", group=label)
+        plot_sweep(rows, out / "sweep_psnr_vs_channels.png",
+                   group=lambda r: config_label(_config(r)))
     atomic_write_text(text, out / "sweep_table.md")
     return text
 

@@ -103,6 +103,7 @@ class _Run:
         self.cfg, self.device = cfg, device
         self.net = net.to(device).train()
         self.y = prob.observed.to(device)
+        assert prob.mask is not None  # Problem.validated() fills it
         self.mask = prob.mask.to(device).float()
         self.truth = None if prob.truth is None else prob.truth.to(device)
         self.n_obs = int(self.mask.expand_as(self.y).sum())
@@ -125,7 +126,8 @@ class _Run:
         self.opt = self._optimizer()
         self.precisions = self._prior_precisions()
         self.ema, self.welford = EMA(cfg.ema), Welford()
-        self.t, self.best_psnr, self.best_iter = 0, float("-inf"), None
+        self.t, self.best_psnr = 0, float("-inf")
+        self.best_iter: int | None = None
         self.best: torch.Tensor | None = None
         self.stop: torch.Tensor | None = None
         self.history: list[dict[str, Any]] = []
@@ -210,7 +212,8 @@ class _Run:
             if p > self.best_psnr:
                 self.best_psnr, self.best_iter, self.best = p, self.t, out.clone()
         if cfg.stop_iter == self.t:
-            self.stop = (self.ema.value if cfg.uses_ema else out).clone()
+            current = self.ema.value if cfg.uses_ema and self.ema.value is not None else out
+            self.stop = current.clone()
 
     def record(self, out: torch.Tensor, loss: float, mse: torch.Tensor) -> dict[str, Any]:
         rec: dict[str, Any] = {"iter": self.t, "loss": loss, "mse_obs": float(mse)}

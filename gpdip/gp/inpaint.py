@@ -92,7 +92,8 @@ def inpaint(
         image: ``(H, W)`` or ``(H, W, C)`` float; values at unobserved pixels are ignored.
         kernel: ``"rbf"``, ``"matern52"``, ``"auto"`` (or ``"auto:NAME,NAME,..."`` with the
             candidates), an architecture name/path, or a kernel.
-        noise: noise variance; learned by marginal likelihood when None.
+        noise: noise variance; learned by marginal likelihood when None.  With every pixel
+            observed and ``noise > 0`` this is GP denoising (the posterior mean smooths).
         std: also compute the posterior std (exact for dense/gpytorch; pathwise
             Monte Carlo with ``max(n_samples, 16)`` samples for grid).
     Returns:
@@ -110,9 +111,9 @@ def inpaint(
         raise GpdipError("mask has no observed pixels (expected some nonzero entries)")
     if not bool(torch.isfinite(image).all()):
         raise GpdipError("image contains NaN or Inf values")
-    if bool(mask.all()):
-        warnings.warn("mask observes every pixel: nothing to inpaint, returning the image",
-                      GpdipWarning, stacklevel=2)
+    if bool(mask.all()) and not noise:  # all observed and noise-free: nothing to infer
+        warnings.warn("mask observes every pixel: nothing to inpaint, returning the image "
+                      "(pass noise > 0 to denoise)", GpdipWarning, stacklevel=2)
         return Posterior(image.clone(), torch.zeros_like(image), info={"backend": "none"})
     if image.dim() == 3:
         return _colour(image, mask, kernel, noise, lengthscale, backend, tol, n_samples, std,
