@@ -80,7 +80,8 @@ def run_chain(task: Chain) -> dict:
     t0 = time.perf_counter()
     means, stds = sgld_posterior_1d(ARCH, signal, mask, scale=scale, noise=task.noise_var,
                                     width=task.width, iters=task.iters, chains=1,
-                                    lr=task.lr, seed=task.chain)
+                                    lr=task.lr, seed=task.chain,
+                                    freeze_preconditioner=False)  # as recorded (Li et al.)
     path = Path(task.out) / "chains" / f"w{task.width}_c{task.chain}_i{task.iters}.pt"
     atomic_write(path, lambda f: torch.save({"mean": means[0], "std": stds[0]}, f))
     return {**asdict(task), "scale": scale, "seconds": time.perf_counter() - t0,

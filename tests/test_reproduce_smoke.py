@@ -50,3 +50,13 @@ def test_table_script_smoke(script, tmp_path):
         assert f"| {scheme} |" in table
     run_smoke(script, tmp_path)  # resumes: nothing left to run, no duplicate rows
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 10
+
+
+def test_table_script_bad_image_is_a_clear_error(tmp_path):
+    script = ROOT / "scripts" / "reproduce" / "table2_inpainting.py"
+    result = subprocess.run([sys.executable, str(script), "--images", "lena", "--report",
+                             "--out", str(tmp_path)], capture_output=True, text=True,
+                            timeout=120, cwd=ROOT)
+    assert result.returncode != 0
+    assert "images ['lena']: expected names from" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -53,6 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--step-size", type=float, default=None, help="SGLD ε0 (default 4σ²·lr/n_obs)")
     p.add_argument("--step-decay-gamma", type=float, default=0.0)
     p.add_argument("--preconditioner", choices=("none", "rmsprop"), default="none")
+    p.add_argument("--freeze-preconditioner", action="store_true",
+                   help="pSGLD: stop adapting G after burn-in (exact; Li et al.'s default "
+                        "keeps adapting, which is stable but over-disperses)")
+    p.add_argument("--frozen-alpha", type=float, default=1.0,
+                   help="with --freeze-preconditioner: G's EMA decay after burn-in (1 = frozen)")
     p.add_argument("--burn-in", type=int, default=1000)
     p.add_argument("--thin", type=int, default=10)
     p.add_argument("--weight-decay", type=float, default=1.0, help="SGLD prior precision λ")
@@ -99,6 +104,8 @@ def _config(args: argparse.Namespace):
         step_size=args.step_size,
         step_decay_gamma=args.step_decay_gamma,
         preconditioner=args.preconditioner,
+        freeze_preconditioner=args.freeze_preconditioner,
+        frozen_alpha=args.frozen_alpha,
         burn_in=args.burn_in,
         thin=args.thin,
         weight_decay=args.weight_decay,

@@ -70,6 +70,7 @@ def sgld_posterior_1d(
     lr: float = 3e-4,
     seed: int = 0,
     mean: float | None = None,
+    freeze_preconditioner: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-chain pSGLD posterior means and stds, each ``(chains, L)`` float64, of the model
 
@@ -79,7 +80,8 @@ def sgld_posterior_1d(
     counterpart of the GP with kernel ``scale·K`` and constant mean m (default: the observed
     mean, as ``dense_posterior``'s).  The network is trained on (y − m)/√scale with noise
     variance noise/scale; chain c uses network seed 1000·seed + c and Langevin seed
-    100·seed + c; burn-in iters/4, every 5th sample kept."""
+    100·seed + c; burn-in iters/4, every 5th sample kept; the pSGLD preconditioner is frozen
+    after burn-in (exact) unless ``freeze_preconditioner`` is False (Li et al.'s)."""
     m = float(signal[mask].mean()) if mean is None else mean
     y = ((signal - m) / scale**0.5).float().reshape(1, 1, -1)
     prob = Problem(y, mask.reshape(1, 1, -1), None)
@@ -87,7 +89,8 @@ def sgld_posterior_1d(
     for c in range(chains):
         cfg = DIPConfig(method="sgld", iters=iters, lr=lr, preconditioner="rmsprop",
                         noise_std=(noise / scale) ** 0.5, burn_in=iters // 4, thin=5,
-                        log_every=max(1, iters // 20), seed=100 * seed + c)
+                        log_every=max(1, iters // 20), seed=100 * seed + c,
+                        freeze_preconditioner=freeze_preconditioner)
         net, x = make_network_1d(arch, signal.numel(), width=width,
                                  generator=torch.Generator().manual_seed(1000 * seed + c))
         res = fit(net, x, prob, cfg, device="cpu")

@@ -19,6 +19,7 @@ uninterrupted one exactly (on the same device).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -189,6 +190,8 @@ class _Run:
         loss.backward()
         if cfg.method == "sgld":
             self.opt.set_step_size(sgld_step_size(cfg, self.t, self.sigma**2, self.n_obs))  # type: ignore[attr-defined]
+            if cfg.freeze_preconditioner and self.t >= cfg.burn_in:
+                self.opt.freeze(cfg.frozen_alpha)  # type: ignore[attr-defined]
         self.opt.step()
         if cfg.method == "noisy-adam":
             perturb_noisy_adam(
@@ -317,7 +320,9 @@ def _maybe_resume(run: _Run, out_dir: Path | None, log: JsonlLog, resume: bool) 
     ckpt = out_dir / CHECKPOINT if out_dir else None
     if ckpt is not None and resume and ckpt.exists():
         state = load_checkpoint(ckpt)
-        if state["config"] != run.cfg.to_dict():
+        # older checkpoints lack newer fields: compare with those at their defaults; the
+        # SGLD-only pSGLD switches do not change any other method's run
+        if _resume_key(DIPConfig.from_dict(state["config"])) != _resume_key(run.cfg):
             raise GpdipError(
                 f"checkpoint '{ckpt}' was written with a different configuration; "
                 "expected the same options (or delete the folder to restart)"
@@ -326,6 +331,13 @@ def _maybe_resume(run: _Run, out_dir: Path | None, log: JsonlLog, resume: bool) 
         log.truncate(state["log_offset"])  # drop lines logged after the checkpoint
     else:
         log.truncate(0)
+
+
+def _resume_key(cfg: DIPConfig) -> dict[str, Any]:
+    d = cfg.to_dict()
+    if cfg.method != "sgld":
+        d.pop("freeze_preconditioner"), d.pop("frozen_alpha")
+    return d
 
 
 def _loop(
@@ -343,6 +355,11 @@ def _loop(
     try:
         while run.t < cfg.iters:
             out, loss, mse = run.step()
+            if not math.isfinite(loss):
+                raise GpdipError(
+                    f"{cfg.method} diverged at step {run.t}: the energy is {loss}; expected "
+                    f"a finite value (lower lr={cfg.lr} or step_size={cfg.step_size})"
+                )
             run.track(out)
             rec = None
             if run.t % cfg.log_every == 0 or run.t == cfg.iters:

@@ -21,9 +21,18 @@ from gpdip.dip.tables import (
     table_tasks,
     task_key,
 )
+from gpdip.errors import GpdipError
 
 
 def run(table: str, name: str, description: str) -> None:
+    """Parse the command line and run the table; a bad request exits with its message."""
+    try:
+        _run(table, name, description)
+    except GpdipError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def _run(table: str, name: str, description: str) -> None:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--config", choices=sorted(CONFIGS), default="cpu")
     p.add_argument("--smoke", action="store_true", help="= --config smoke, 2 images (CI)")
