@@ -49,11 +49,16 @@ def trainer_loop(net, x, y, mask, truth, iters: int, lr: float, device) -> float
     return iters / res.seconds
 
 
-def _peak_child(arch: str, width: int, size: int, queue) -> None:
-    torch.set_num_threads(1)
+def random_task(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The benchmark's problem: a seeded random (1, size, size) image and a 50% mask."""
     g = torch.Generator().manual_seed(0)
     truth = torch.rand(1, size, size, generator=g)
-    mask = torch.rand(1, size, size, generator=g) > 0.5
+    return truth, torch.rand(1, size, size, generator=g) > 0.5
+
+
+def _peak_child(arch: str, width: int, size: int, queue) -> None:
+    torch.set_num_threads(1)
+    truth, mask = random_task(size)
     net, x = make_network(arch, (size, size), 1, width=width)
     with open("/proc/self/statm") as f:  # resident pages now: model built, nothing run
         base = int(f.read().split()[1]) * resource.getpagesize() / 2**20
@@ -93,9 +98,7 @@ def extras_share(arch: str, width: int, size: int, iters: int, device) -> float:
             return out
         return wrapper
 
-    g = torch.Generator().manual_seed(0)
-    truth = torch.rand(1, size, size, generator=g)
-    mask = torch.rand(1, size, size, generator=g) > 0.5
+    truth, mask = random_task(size)
     net, x = make_network(arch, (size, size), 1, width=width)
     try:
         for n, f in originals.items():
@@ -109,9 +112,8 @@ def extras_share(arch: str, width: int, size: int, iters: int, device) -> float:
 
 
 def bench_width(arch: str, width: int, size: int, iters: int, repeats: int, device) -> dict:
-    g = torch.Generator().manual_seed(0)
-    truth = torch.rand(1, size, size, generator=g)
-    mask = (torch.rand(1, size, size, generator=g) > 0.5).float()
+    truth, observed = random_task(size)
+    mask = observed.float()
     y = truth * mask
     net, x = make_network(arch, (size, size), 1, width=width)
     plain_loop(net.to(device), x.to(device), y.to(device), mask.to(device), 3, 0.003)  # warm-up

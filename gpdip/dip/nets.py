@@ -102,10 +102,17 @@ def make_network(
     )
     annotate(built, arch_name=str(arch))  # for size-mismatch messages
     if init == "limit" and not batchnorm:
-        variances = limit_prior_variances(built, arch)
-        if variances is not None:
-            annotate(built, prior_variances=variances)  # the trainer's exact SGLD prior
+        attach_limit_prior(built, arch)
     return built, _builder_input(network, arch, shape, width, input_kind, generator)
+
+
+def attach_limit_prior(net: nn.Module, arch: Any) -> None:
+    """Give a limit-initialised catalog network its exact prior (``net.prior_variances``,
+    read by the trainer's SGLD), when the architecture has one (see
+    :func:`limit_prior_variances`)."""
+    variances = limit_prior_variances(net, arch)
+    if variances is not None:
+        annotate(net, prior_variances=variances)
 
 
 def annotate(net: nn.Module, **attrs: Any) -> None:
@@ -247,4 +254,3 @@ def _required_multiple(net: nn.Module, in_ch: int, arch: Any = None) -> int | No
         return None
     finally:
         net.train(was_training)
-

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .config import DIPConfig
-from .nets import annotate, limit_prior_variances
+from .nets import annotate, attach_limit_prior
 from .trainer import Problem, fit
 
 
@@ -50,9 +50,7 @@ def make_network_1d(
     net = Signal1D(network.build_network(arch, dims=1, width=width, out_channels=out_channels,
                                          generator=generator))
     annotate(net, arch_name=str(arch))
-    variances = limit_prior_variances(net, arch)
-    if variances is not None:
-        annotate(net, prior_variances=variances)
+    attach_limit_prior(net, arch)
     x = network.sample_input(arch, (length,), width=width, generator=generator)
     return net, x[:, :, None]
 

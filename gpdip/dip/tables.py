@@ -19,7 +19,6 @@ Configurations (:data:`CONFIGS`): ``cpu`` (centre crops, one narrow run: hours o
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
@@ -34,7 +33,7 @@ from .config import DIPConfig
 from .images import add_noise, bernoulli_mask, center_crop, load_image, psnr, save_image
 from .nets import make_network
 from .paper_tables import PAPER, ROWS
-from .trainer import Problem, fit
+from .trainer import DIPResult, Problem, fit
 
 SIGMA = 25 / 255  # Table 1's noise level
 DIP_RUNS = ("sgd-avg", "sgd-input-avg", "sgld")
@@ -114,8 +113,8 @@ def images(table: str) -> list[str]:
     return list(PAPER[table][0])
 
 
-def load_problem(table: str, image: str, cfg: TableConfig, seed: int) -> tuple[Problem, Any]:
-    """(Problem, mask or None): the clean crop, its noisy (σ = 25/255, Table 1) or
+def load_problem(table: str, image: str, cfg: TableConfig, seed: int) -> Problem:
+    """The clean crop and its noisy (σ = 25/255, Table 1; ``mask`` None) or
     50%-Bernoulli-masked (Table 2) observation; noise and mask seeded by ``seed``."""
     data = shared_data_dir(required=True)
     assert data is not None  # required=True raises instead
@@ -126,20 +125,20 @@ def load_problem(table: str, image: str, cfg: TableConfig, seed: int) -> tuple[P
         truth = center_crop(truth, cfg.crop)
     gen = torch.Generator().manual_seed(seed)
     if table == "denoising":
-        return Problem(add_noise(truth, SIGMA, gen), None, truth), None
+        return Problem(add_noise(truth, SIGMA, gen), None, truth)
     mask = bernoulli_mask(tuple(truth.shape[1:]), 0.5, gen)
-    return Problem(truth * mask, mask, truth), mask
+    return Problem(truth * mask, mask, truth)
 
 
 def run_table_task(task: TableTask, threads: int = 1) -> dict[str, Any]:
     """Run one job and return its result row (scores: paper row name → PSNR)."""
     torch.set_num_threads(threads)
     cfg = CONFIGS[task.config].for_table(task.table)
-    prob, mask = load_problem(task.table, task.image, cfg, task.seed)
+    prob = load_problem(task.table, task.image, cfg, task.seed)
     folder = Path(task.out) / "runs" / task.image / f"{task.run}-s{task.seed}"
     started = time.perf_counter()
     if task.run in GP_RUNS:
-        scores, extra = _gp_scores(task, cfg, prob, mask)
+        scores, extra = _gp_scores(task, cfg, prob)
     else:
         try:
             scores, extra = _dip_scores(task, cfg, prob, folder)
@@ -149,47 +148,55 @@ def run_table_task(task: TableTask, threads: int = 1) -> dict[str, Any]:
             "seconds": time.perf_counter() - started}
 
 
-def _dip_scores(task: TableTask, cfg: TableConfig, prob: Problem, folder: Path):
-    sampler = task.run == "sgld"
+def fit_scheme(cfg: TableConfig, table: str, method: str, prob: Problem, folder: Path,
+               seed: int) -> DIPResult:
+    """Run one DIP inference scheme of ``table`` under ``cfg`` (resuming from ``folder``):
+    ``sgld`` with the sampler's settings, any other method with the SGD ones; network seed
+    1000 + ``seed``.  Table jobs and Fig. 2's extra noisy-Adam curve both run through here."""
+    sampler = method == "sgld"
     iters = cfg.sgld_iters if sampler else cfg.sgd_iters
-    sigma = SIGMA if task.table == "denoising" else cfg.sgld_noise_std
+    sigma = SIGMA if table == "denoising" else cfg.sgld_noise_std
     dip_cfg = DIPConfig(
-        method=task.run, iters=iters, lr=cfg.sgld_lr if sampler else cfg.sgd_lr,
+        method=method, iters=iters, lr=cfg.sgld_lr if sampler else cfg.sgd_lr,
         preconditioner="rmsprop", noise_std=sigma, burn_in=cfg.burn_in, thin=cfg.thin,
         freeze_preconditioner=cfg.sgld_freeze,
         log_every=max(1, min(25, iters // 20)), checkpoint_every=max(1, iters // 10),
-        seed=task.seed,
+        seed=seed,
     )
     c, h, w = prob.observed.shape
-    net, x = make_network(cfg.arch, (h, w), c,
-                          width=cfg.width,
-                          generator=torch.Generator().manual_seed(1000 + task.seed))
-    res = fit(net, x, prob, dip_cfg, out_dir=folder)  # CUDA when present (full config)
+    net, x = make_network(cfg.arch, (h, w), c, width=cfg.width,
+                          generator=torch.Generator().manual_seed(1000 + seed))
+    return fit(net, x, prob, dip_cfg, out_dir=folder)  # CUDA when present (full config)
+
+
+def _dip_scores(task: TableTask, cfg: TableConfig, prob: Problem, folder: Path):
+    res = fit_scheme(cfg, task.table, task.run, prob, folder, task.seed)
     assert prob.truth is not None
     save_image(res.estimate.clamp(0, 1), folder / "estimate.png")
     if res.std is not None:
         torch.save(res.std, folder / "std.pt")
     scores: dict[str, float | None]
-    if sampler:
+    best_avg = max((h for h in res.history if "psnr_avg" in h), key=lambda h: h["psnr_avg"],
+                   default=None)  # the averaged output's best logged point (SGD runs)
+    if task.run == "sgld":
         scores = {"SGLD": psnr(res.estimate, prob.truth)}
     else:
         early, avg = RUN_ROWS[task.run]
-        best_avg = max((h["psnr_avg"] for h in res.history if "psnr_avg" in h), default=None)
-        scores = {early: res.best_psnr, avg: best_avg}
-    best_avg_iter = max(res.history, key=lambda h: h.get("psnr_avg", -math.inf))["iter"]
-    return scores, {"iters": iters, "best_iter": res.best_iter,
-                    "best_avg_iter": None if sampler else best_avg_iter,
+        scores = {early: res.best_psnr, avg: None if best_avg is None else best_avg["psnr_avg"]}
+    return scores, {"iters": res.iterations, "best_iter": res.best_iter,
+                    "best_avg_iter": None if best_avg is None else best_avg["iter"],
                     "final_psnr": psnr(res.final, prob.truth),
                     "final_mse_obs": res.history[-1]["mse_obs"] if res.history else None}
 
 
-def _gp_scores(task: TableTask, cfg: TableConfig, prob: Problem, mask):
+def _gp_scores(task: TableTask, cfg: TableConfig, prob: Problem):
     """GP posterior mean per channel (hyperparameters by marginal likelihood; denoising
     fixes the noise variance at the true σ²)."""
     from ..gp import inpaint
 
     y = prob.observed.permute(1, 2, 0).double()  # (H, W, C)
-    observed = (mask[0] if mask is not None else torch.ones(y.shape[:2], dtype=torch.bool))
+    observed = (prob.mask[0] if prob.mask is not None
+                else torch.ones(y.shape[:2], dtype=torch.bool))
     kernel = cfg.arch if task.run == "gp-dip" else "rbf"
     noise = SIGMA**2 if task.table == "denoising" else None
     with warnings.catch_warnings():

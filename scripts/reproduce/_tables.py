@@ -48,7 +48,6 @@ def _run(table: str, name: str, description: str) -> None:
     args = p.parse_args()
     if args.smoke:
         args.config = "smoke"
-        args.images = args.images or None
     started = time.time()
     folder = RESULTS / name / args.config if args.out is None else Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -66,4 +65,3 @@ def _run(table: str, name: str, description: str) -> None:
     save_text(folder / "table.md", text)
     save_json(folder / "provenance.json", provenance(args, started))
     print(text)
-

@@ -22,9 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, finish, output_dir, parser
 
 from gpdip.atomic import save_figure
-from gpdip.dip import DIPConfig, fit, make_network
 from gpdip.dip.io import read_jsonl
-from gpdip.dip.tables import CONFIGS, SIGMA, TableTask, load_problem, run_table_task
+from gpdip.dip.tables import CONFIGS, TableTask, fit_scheme, load_problem, run_table_task
 
 STYLE = {  # run → (log key, label, matplotlib style)
     "sgd-avg": [("psnr", "SGD", "r-"), ("psnr_avg", "SGD + Avg", "r--")],
@@ -35,23 +34,12 @@ STYLE = {  # run → (log key, label, matplotlib style)
 
 
 def noisy_adam(image: str, config: str, folder: Path) -> Path:
-    """The original code's scheme on Table 1's problem; returns its run folder."""
+    """The original code's scheme on Table 1's problem, with its SGD settings; returns its
+    run folder."""
     cfg = CONFIGS[config].for_table("denoising")
-    prob, _ = load_problem("denoising", image, cfg, 0)
-    net, x = make_network(cfg.arch, tuple(prob.observed.shape[1:]), prob.observed.shape[0],
-                          width=cfg.width, generator=torch_gen(1000))
     run = folder / "noisy-adam"
-    fit(net, x, prob, DIPConfig(method="noisy-adam", iters=cfg.sgd_iters, lr=cfg.sgd_lr,
-                                noise_std=SIGMA, log_every=max(1, min(25, cfg.sgd_iters // 20)),
-                                checkpoint_every=max(1, cfg.sgd_iters // 10)),
-        out_dir=run, device="cpu")
+    fit_scheme(cfg, "denoising", "noisy-adam", load_problem("denoising", image, cfg, 0), run, 0)
     return run
-
-
-def torch_gen(seed: int):
-    import torch
-
-    return torch.Generator().manual_seed(seed)
 
 
 def main() -> None:
