@@ -111,8 +111,14 @@ class Matern52Unit(_IsotropicUnit):
 class DIPUnit(UnitTableKernel):
     """Unit-scale kernel of a DIP architecture: ``T[x - x']`` (see :class:`DIPKernel`)."""
 
-    def __init__(self, arch="unet2", dims: int = 2, learn: tuple[str, ...] = (),
-                 init: dict | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        arch="unet2",
+        dims: int = 2,
+        learn: tuple[str, ...] = (),
+        init: dict | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(dims=dims, **kwargs)
         self.arch = arch
         self.learn = tuple(learn)
@@ -150,8 +156,9 @@ class DIPUnit(UnitTableKernel):
                 f"DIPKernel(dims={self.dims}): inputs must have {self.dims} columns (pixel "
                 f"coordinates), got {x1.shape[-1]} and {x2.shape[-1]}"
             )
-        integer = not (x1.requires_grad or x2.requires_grad) and _is_integral(x1) \
-            and _is_integral(x2)
+        integer = (
+            not (x1.requires_grad or x2.requires_grad) and _is_integral(x1) and _is_integral(x2)
+        )
         extent = _max_offsets(x1, x2, diag)
         # integer offsets need the table up to |d|; interpolation also needs |d| + 1
         size = tuple(int(e) + (1 if integer else 2) for e in extent)
@@ -172,8 +179,7 @@ class TableKernel(ScaleKernel):
             ``active_dims``, ``outputscale_prior``, ...).
     """
 
-    def __init__(self, base_kernel: UnitTableKernel, outputscale: float = 1.0,
-                 **kwargs) -> None:
+    def __init__(self, base_kernel: UnitTableKernel, outputscale: float = 1.0, **kwargs) -> None:
         super().__init__(base_kernel, **kwargs)
         self.outputscale = outputscale
 
@@ -210,9 +216,16 @@ class TableKernel(ScaleKernel):
 class _IsotropicTable(TableKernel):
     unit_class: type[_IsotropicUnit] = _IsotropicUnit
 
-    def __init__(self, lengthscale: float = 3.0, outputscale: float = 1.0, dims: int = 2,
-                 ard_num_dims: int | None = None,
-                 batch_shape: torch.Size = torch.Size([]), **kwargs) -> None:
+    def __init__(
+        self,
+        lengthscale: float = 3.0,
+        outputscale: float = 1.0,
+        dims: int = 2,
+        ard_num_dims: int | None = None,
+        batch_shape: torch.Size | None = None,
+        **kwargs,
+    ) -> None:
+        batch_shape = torch.Size([]) if batch_shape is None else batch_shape
         unit = self.unit_class(dims=dims, ard_num_dims=ard_num_dims, batch_shape=batch_shape)
         unit.lengthscale = torch.tensor(lengthscale, dtype=torch.get_default_dtype())
         super().__init__(unit, outputscale, batch_shape=batch_shape, **kwargs)
@@ -240,12 +253,18 @@ class DIPKernel(TableKernel):
             kernel and are reachable here as ``log_<name>``.
     """
 
-    def __init__(self, arch="unet2", dims: int = 2, outputscale: float = 1.0,
-                 learn: tuple[str, ...] = (), init: dict | None = None,
-                 batch_shape: torch.Size = torch.Size([]), **kwargs) -> None:
+    def __init__(
+        self,
+        arch="unet2",
+        dims: int = 2,
+        outputscale: float = 1.0,
+        learn: tuple[str, ...] = (),
+        init: dict | None = None,
+        **kwargs,
+    ) -> None:
         # the unit kernel's parameters (if learned) are shared by the batch: batch_shape ()
         unit = DIPUnit(arch, dims=dims, learn=learn, init=init)
-        super().__init__(unit, outputscale, batch_shape=batch_shape, **kwargs)
+        super().__init__(unit, outputscale, **kwargs)
         self.arch = arch
         self.learn = unit.learn
 

@@ -79,8 +79,9 @@ class GridKernelOperator(LinearOperator):
     Matmul costs two FFTs of the padded grid per batch member; the operator is symmetric.
     """
 
-    def __init__(self, table: Tensor, dtype: torch.dtype | None = None,
-                 grid_dims: int | None = None):
+    def __init__(
+        self, table: Tensor, dtype: torch.dtype | None = None, grid_dims: int | None = None
+    ):
         grid_dims = table.dim() if grid_dims is None else grid_dims
         if grid_dims not in (1, 2) or table.dim() < grid_dims:
             raise GpdipError(
@@ -127,15 +128,16 @@ class GridKernelOperator(LinearOperator):
         centre = tuple(s - 1 for s in self.grid_size)
         return self.table[(..., *centre)][..., None].expand(*self.table_batch_shape, self.n)
 
-    def _get_indices(self, row_index: Tensor, col_index: Tensor, *batch_indices: Tensor
-                     ) -> Tensor:
+    def _get_indices(self, row_index: Tensor, col_index: Tensor, *batch_indices: Tensor) -> Tensor:
         # entry (i, j) is the table at offset p_i - p_j, symmetrised: no matmul needed
         pos, neg = [], []
         for axis in range(self.grid_dims):
             stride = math.prod(self.grid_size[axis + 1 :])
             side = self.grid_size[axis]
-            off = torch.div(row_index, stride, rounding_mode="floor") % side \
+            off = (
+                torch.div(row_index, stride, rounding_mode="floor") % side
                 - torch.div(col_index, stride, rounding_mode="floor") % side
+            )
             pos.append(side - 1 + off)
             neg.append(side - 1 - off)
         return 0.5 * (self.table[(*batch_indices, *pos)] + self.table[(*batch_indices, *neg)])
@@ -209,16 +211,19 @@ class MaskedGridOperator(LinearOperator):
 
     # the mask is shared by the batch: batch operations act on the base and the noise only
     def _expand_batch(self, batch_shape: torch.Size | list[int]) -> MaskedGridOperator:
-        return MaskedGridOperator(self.base._expand_batch(batch_shape), self.mask_grid,
-                                  self.noise.expand(batch_shape))
+        return MaskedGridOperator(
+            self.base._expand_batch(batch_shape), self.mask_grid, self.noise.expand(batch_shape)
+        )
 
     def _unsqueeze_batch(self, dim: int) -> MaskedGridOperator:
-        return MaskedGridOperator(self.base._unsqueeze_batch(dim), self.mask_grid,
-                                  self._noise_batch().unsqueeze(dim))
+        return MaskedGridOperator(
+            self.base._unsqueeze_batch(dim), self.mask_grid, self._noise_batch().unsqueeze(dim)
+        )
 
     def _permute_batch(self, *dims: int) -> MaskedGridOperator:
-        return MaskedGridOperator(self.base._permute_batch(*dims), self.mask_grid,
-                                  self._noise_batch().permute(*dims))
+        return MaskedGridOperator(
+            self.base._permute_batch(*dims), self.mask_grid, self._noise_batch().permute(*dims)
+        )
 
     def _getitem(self, row_index, col_index, *batch_indices) -> LinearOperator:
         if _is_noop_index(row_index) and _is_noop_index(col_index) and batch_indices:
@@ -226,8 +231,7 @@ class MaskedGridOperator(LinearOperator):
             return MaskedGridOperator(base, self.mask_grid, self._noise_batch()[batch_indices])
         return super()._getitem(row_index, col_index, *batch_indices)
 
-    def _get_indices(self, row_index: Tensor, col_index: Tensor, *batch_indices: Tensor
-                     ) -> Tensor:
+    def _get_indices(self, row_index: Tensor, col_index: Tensor, *batch_indices: Tensor) -> Tensor:
         k = self.base._get_indices(self.index[row_index], self.index[col_index], *batch_indices)
         noise = self._noise_batch()[batch_indices] if batch_indices else self.noise
         return k + noise * (row_index == col_index)

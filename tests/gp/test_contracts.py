@@ -105,8 +105,9 @@ class TestMaskedGridOperator(_HalfExcluded, LinearOperatorTestCase, unittest.Tes
         mask = torch.ones(5, 5, dtype=torch.bool)
         mask[1:3, 1:4] = False  # a hole, like inpainting; 25 - 6 - 2 = 17 observed
         mask[4, 0] = mask[0, 4] = False
-        return MaskedGridOperator(GridKernelOperator(exp_table((5, 5), [2.0])[0]), mask,
-                                  torch.tensor(0.05))
+        return MaskedGridOperator(
+            GridKernelOperator(exp_table((5, 5), [2.0])[0]), mask, torch.tensor(0.05)
+        )
 
     def evaluate_linear_op(self, linear_op):
         return _masked_dense(linear_op)
@@ -121,8 +122,11 @@ class TestMaskedGridOperatorBatch(_HalfExcluded, LinearOperatorTestCase, unittes
         mask = torch.ones(4, 4, dtype=torch.bool)
         mask[1:3, 0:2] = False  # no reflection symmetry: no repeated eigenvalues (see eigh)
         mask[3, 3] = False  # 11 observed
-        return MaskedGridOperator(GridKernelOperator(exp_table((4, 4), [2.0, 3.0]), grid_dims=2),
-                                  mask, torch.tensor([0.05, 0.1]))
+        return MaskedGridOperator(
+            GridKernelOperator(exp_table((4, 4), [2.0, 3.0]), grid_dims=2),
+            mask,
+            torch.tensor([0.05, 0.1]),
+        )
 
     def evaluate_linear_op(self, linear_op):
         return _masked_dense(linear_op)
