@@ -78,11 +78,10 @@ class _IsotropicUnit(UnitTableKernel):
                 f"{type(self).__name__}.table: ard_num_dims={ls.shape[-1]} does not match "
                 f"a {len(size)}-D grid"
             )
-        r2 = 0.0
+        r2 = torch.zeros((), dtype=torch.float64, device=ls.device)
         for axis, off in enumerate(offsets(size, device=ls.device)):
             l_axis = ls[..., 0, axis if ls.shape[-1] > 1 else 0]  # (*batch)
             r2 = r2 + (off / l_axis.reshape(*l_axis.shape, *([1] * len(size)))) ** 2
-        r2 = torch.as_tensor(r2)
         # sqrt has an infinite derivative at 0: take it only off the centre (exact zero there)
         positive = r2 > 0
         return self.profile(torch.where(positive, r2, 1.0).sqrt() * positive)
@@ -181,7 +180,7 @@ class TableKernel(ScaleKernel):
 
     def __init__(self, base_kernel: UnitTableKernel, outputscale: float = 1.0, **kwargs) -> None:
         super().__init__(base_kernel, **kwargs)
-        self.outputscale = outputscale
+        self._set_outputscale(outputscale)
 
     @property
     def dims(self) -> int:
@@ -194,7 +193,8 @@ class TableKernel(ScaleKernel):
         return bool(base is not None and base.has_lengthscale)
 
     @property
-    def lengthscale(self) -> Tensor | None:  # type: ignore[override]
+    def lengthscale(self) -> Tensor:  # type: ignore[override]
+        # as gpytorch's: None when the unit kernel has no lengthscale (see has_lengthscale)
         return self.base_kernel.lengthscale
 
     @lengthscale.setter

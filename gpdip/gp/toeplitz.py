@@ -38,9 +38,11 @@ def embed_table(table: Tensor, shape: Size) -> Tensor:
     ``len(shape)`` axes of ``table`` are the grid's; any leading axes are a batch.
     """
     grid_dims = len(shape)
-    size = table_grid_size(table[(0,) * (table.dim() - grid_dims)])
+    first: tuple[int, ...] = (0,) * (table.dim() - grid_dims)
+    size = table_grid_size(table[first])
     c = table.new_zeros(*table.shape[: table.dim() - grid_dims], *shape)
-    c[(..., *[slice(0, t) for t in table.shape[-grid_dims:]])] = table
+    corner: tuple = (..., *[slice(0, t) for t in table.shape[-grid_dims:]])
+    c[corner] = table
     return torch.roll(c, shifts=tuple(-(s - 1) for s in size), dims=tuple(range(-grid_dims, 0)))
 
 
@@ -92,7 +94,8 @@ class GridKernelOperator(LinearOperator):
         self.table = table
         self.grid_dims = grid_dims
         self.table_batch_shape = table.shape[: table.dim() - grid_dims]
-        self.grid_size: Size = table_grid_size(table[(0,) * len(self.table_batch_shape)])
+        first: tuple[int, ...] = (0,) * len(self.table_batch_shape)
+        self.grid_size: Size = table_grid_size(table[first])
         self.shape_fft: Size = fft_shape(self.grid_size)
         spectrum = circulant_spectrum(embed_table(table, self.shape_fft), grid_dims)
         # dtype=float32 halves FFT cost for loose tolerances; the spectrum is built in float64
@@ -125,8 +128,8 @@ class GridKernelOperator(LinearOperator):
         return GridKernelOperator(table, **self._kwargs)
 
     def _diagonal(self) -> Tensor:
-        centre = tuple(s - 1 for s in self.grid_size)
-        return self.table[(..., *centre)][..., None].expand(*self.table_batch_shape, self.n)
+        centre: tuple = (..., *[s - 1 for s in self.grid_size])
+        return self.table[centre][..., None].expand(*self.table_batch_shape, self.n)
 
     def _get_indices(self, row_index: Tensor, col_index: Tensor, *batch_indices: Tensor) -> Tensor:
         # entry (i, j) is the table at offset p_i - p_j, symmetrised: no matmul needed

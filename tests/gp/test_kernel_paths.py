@@ -34,10 +34,12 @@ def test_lookup_on_grid_equals_dense_float64_table():
 
 def test_lookup_matches_interpolation_on_scattered_integer_points(gen):
     table = torch.randn(13, 9, generator=gen, dtype=torch.float64)  # offsets |dy|<=6, |dx|<=4
-    x1 = torch.stack([torch.randint(-3, 4, (30,), generator=gen),
-                      torch.randint(0, 5, (30,), generator=gen)], -1).double()
-    x2 = torch.stack([torch.randint(-3, 4, (20,), generator=gen),
-                      torch.randint(0, 5, (20,), generator=gen)], -1).double()
+    x1 = torch.stack(
+        [torch.randint(-3, 4, (30,), generator=gen), torch.randint(0, 5, (30,), generator=gen)], -1
+    ).double()
+    x2 = torch.stack(
+        [torch.randint(-3, 4, (20,), generator=gen), torch.randint(0, 5, (20,), generator=gen)], -1
+    ).double()
     got = lookup_table(table, x1, x2)
     ref = interpolate_table(table, x1[:, None, :] - x2[None, :, :])
     # interpolation at integer offsets adds zero-weight neighbours only
