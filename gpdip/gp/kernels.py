@@ -155,6 +155,10 @@ class DIPUnit(UnitTableKernel):
                 f"DIPKernel(dims={self.dims}): inputs must have {self.dims} columns (pixel "
                 f"coordinates), got {x1.shape[-1]} and {x2.shape[-1]}"
             )
+        if x1.shape[-2] == 0 or x2.shape[-2] == 0:  # no pairs: no table to compile
+            batch = torch.broadcast_shapes(x1.shape[:-2], x2.shape[:-2])
+            cols = () if diag else (x2.shape[-2],)
+            return x1.new_zeros(*batch, x1.shape[-2], *cols)
         integer = (
             not (x1.requires_grad or x2.requires_grad) and _is_integral(x1) and _is_integral(x2)
         )
@@ -305,17 +309,19 @@ def lookup_table(table: Tensor, x1: Tensor, x2: Tensor, diag: bool = False) -> T
     Exact (no arithmetic on table values).  Linearising each point ``p`` to
     ``a(p) = sum_k p_k stride_k`` with the table's row-major strides makes every
     offset one integer ``c + a(x1_i) - a(x2_j)`` (``c`` the centre), valid because
-    ``|d_k| <= (S_k - 1) / 2`` never wraps a row.  Cost: one ``long (n, m)`` index and
-    one gather.  Returns ``(..., n, m)`` (``(..., n)`` with ``diag``).
+    ``|d_k| <= (S_k - 1) / 2`` never wraps a row.  Cost: one ``(n, m)`` index (int32
+    when the table allows: half the memory of int64) and one gather.  Returns
+    ``(..., n, m)`` (``(..., n)`` with ``diag``).
     """
-    strides = torch.tensor(table.stride(), device=x1.device)
-    centre = sum(((s - 1) // 2) * st for s, st in zip(table.shape, table.stride(), strict=True))
-    a1 = (x1.round().long() * strides).sum(-1)
-    a2 = (x2.round().long() * strides).sum(-1)
     flat = table.contiguous().reshape(-1)
-    if diag:
-        return flat[centre + a1 - a2]
-    return flat[centre + a1[..., :, None] - a2[..., None, :]]
+    index_dtype = torch.int32 if flat.numel() < 2**31 else torch.int64
+    strides = torch.tensor(table.contiguous().stride(), device=x1.device)
+    centre = sum(((s - 1) // 2) * st for s, st in zip(table.shape, strides.tolist(), strict=True))
+    a1 = (x1.round().long() * strides).sum(-1).to(index_dtype)
+    a2 = (x2.round().long() * strides).sum(-1).to(index_dtype)
+    index = a1 - a2 if diag else a1[..., :, None] - a2[..., None, :]
+    index += centre  # in place: no second (n, m) temporary
+    return flat[index]
 
 
 def interpolate_table(table: Tensor, d: Tensor) -> Tensor:

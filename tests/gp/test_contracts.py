@@ -39,7 +39,10 @@ def exp_table(size: tuple[int, ...], lengthscales: list[float]) -> torch.Tensor:
 def dense_reference(table: torch.Tensor, grid_dims: int) -> torch.Tensor:
     """``K[..., i, j]`` = symmetric part of the table at offset ``p_i - p_j`` (row-major).
 
-    Independent of the FFT path: plain advanced indexing of the table, batched.
+    Independent of the FFT path: plain advanced indexing of the table, batched.  The
+    symmetrisation changes no value here (the test tables are symmetric); it makes the
+    reference's gradient w.r.t. the table the one of the operator, which by construction
+    depends on ``T[d]`` and ``T[-d]`` only through their mean.
     """
     sym = 0.5 * (table + table.flip(tuple(range(-grid_dims, 0))))
     size = [(s + 1) // 2 for s in table.shape[-grid_dims:]]

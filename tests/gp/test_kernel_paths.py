@@ -71,6 +71,8 @@ def test_lookup_batched_inputs_and_errors(gen):
     batched = k(x).to_dense().detach()
     for b in range(3):
         assert torch.allclose(batched[b], k(x[b]).to_dense().detach(), rtol=1e-15, atol=0)
+    empty = k(torch.zeros(0, 2, dtype=torch.float64), x[0]).to_dense()
+    assert empty.shape == (0, 10)
     with pytest.raises(GpdipError, match="2 columns"):
         k(torch.zeros(4, 3, dtype=torch.float64)).to_dense()
 
