@@ -13,6 +13,8 @@ the table kernels, the GPyTorch backend or the KeOps helpers.
 from __future__ import annotations
 
 import os
+import sys
+import types
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +115,23 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from .posterior import Posterior, dense_posterior, grid_posterior
     from .sampling import CirculantSampler, sample_prior, sample_prior_dense
     from .toeplitz import GridKernelOperator, MaskedGridOperator
+
+
+class _Package(types.ModuleType):
+    """This package's module type: keeps functions named like their submodule.
+
+    Importing ``gpdip.gp.inpaint`` binds the package attribute ``inpaint`` to that
+    submodule, which would shadow the function ``inpaint`` (an eager ``from .inpaint
+    import inpaint`` used to rebind it).  Keep the function, as before.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

@@ -178,8 +178,7 @@ class MaskedGridOperator(LinearOperator):
 
     def matvec(self, v: Tensor) -> Tensor:
         """``(K_oo + s^2 I) v`` for a batch of vectors ``v`` of shape ``(..., n_obs)``."""
-        noise = self.noise.reshape(*self.noise.shape, 1)
-        return self.gather(self.base.grid_matmul(self.scatter(v))) + noise * v
+        return self.gather(self.base.grid_matmul(self.scatter(v))) + self._noise_for(v) * v
 
     def matvec_full(self, v: Tensor) -> Tensor:
         """The same operator on full-grid vectors ``(..., H*W)`` that vanish off the mask.
@@ -191,7 +190,12 @@ class MaskedGridOperator(LinearOperator):
         kv = self.base.grid_matmul(g).reshape(v.shape)
         if v.dtype not in self._fmask:
             self._fmask[v.dtype] = self.mask.to(v.dtype)
-        return self._fmask[v.dtype] * kv + float(self.noise) * v
+        return self._fmask[v.dtype] * kv + self._noise_for(v) * v
+
+    def _noise_for(self, v: Tensor) -> Tensor | float:
+        """The noise to multiply vectors ``v (..., n)`` by: a Python float when scalar, so
+        that float32 vectors stay float32 (a 1-element float64 tensor would promote them)."""
+        return float(self.noise) if self.noise.dim() == 0 else self.noise[..., None].to(v.dtype)
 
     def _noise_batch(self) -> Tensor:
         """The noise with the operator's batch shape (a broadcast view)."""

@@ -202,3 +202,22 @@ class TestDIPKernelPixelContract(_DIPActiveDims, BaseKernelTestCase, unittest.Te
 
     def create_data_double_batch(self):
         return torch.randint(-4, 5, (3, 2, 50, 2)).float()
+
+
+def test_masked_matvec_keeps_float32_and_batched_noise():
+    # the CG paths run in float32 with a float64 scalar noise: no silent promotion
+    table = exp_table((4, 4), [2.0])[0].double()
+    mask = torch.rand(4, 4, generator=torch.Generator().manual_seed(9)) < 0.6
+    op = MaskedGridOperator(GridKernelOperator(table, torch.float32), mask, torch.tensor(0.1))
+    v = torch.randn(3, op.index.numel(), generator=torch.Generator().manual_seed(10))
+    assert op.matvec(v).dtype == torch.float32
+    assert op.matvec_full(op.scatter(v).reshape(3, -1)).dtype == torch.float32
+    # one noise per batch member: each row against its own dense matrix (float64 reference)
+    tables = exp_table((4, 4), [2.0, 3.0]).double()
+    noise = torch.tensor([0.05, 0.2], dtype=torch.float64)
+    batched = MaskedGridOperator(GridKernelOperator(tables, grid_dims=2), mask, noise)
+    w = torch.randn(
+        2, op.index.numel(), generator=torch.Generator().manual_seed(11), dtype=torch.float64
+    )
+    ref = (_masked_dense(batched) @ w[..., None])[..., 0]
+    assert torch.allclose(batched.matvec(w), ref, rtol=1e-12, atol=1e-12)

@@ -24,6 +24,9 @@ grid_posterior(table, image, mask, 1e-2)
 stages["grid_path"] = ["gpytorch" in sys.modules, "pykeops" in sys.modules]
 from gpdip.gp import DIPKernel
 stages["kernels"] = ["gpytorch" in sys.modules, DIPKernel.__name__]
+import gpdip.gp.inpaint  # binds the package attribute 'inpaint' to the submodule...
+from gpdip.gp import inpaint  # ...but the name still means the function
+stages["inpaint"] = [callable(inpaint), inpaint.__module__]
 print(json.dumps(stages))
 """
 
@@ -44,6 +47,7 @@ def test_import_is_lazy_and_silent():
     assert stages["import"] == [False, False]
     assert stages["grid_path"] == [False, False]  # the FFT/CG path needs neither
     assert stages["kernels"] == [True, "DIPKernel"]  # and the lazy names still resolve
+    assert stages["inpaint"] == [True, "gpdip.gp.inpaint"]
     # nothing else on stdout (KeOps' banner went there) and nothing on stderr
     assert out.stdout.strip().splitlines() == [out.stdout.strip()]
     assert "KeOps" not in out.stdout + out.stderr and out.stderr == ""
