@@ -65,7 +65,7 @@ def estimate_ntk(arch: str | os.PathLike[str] | Architecture, size: int, *, dims
 def _network_ntk(net: torch.nn.Module, x: torch.Tensor, size: int, period: int,
                  dims: int) -> torch.Tensor:
     """Θ̂(r) of one network, averaged over anchors at every phase (t₀ ∈ {0..P−1}^dims)."""
-    params = dict(net.named_parameters())
+    params: dict[str, torch.Tensor] = dict(net.named_parameters())
     n = x.shape[-1]
 
     def f(p: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -77,7 +77,7 @@ def _network_ntk(net: torch.nn.Module, x: torch.Tensor, size: int, period: int,
         out = f(params)
         grads = torch.autograd.grad(out[anchor], list(params.values()))
         tangent = dict(zip(params, grads, strict=True))
-        _, row = jvp(f, (params,), (tangent,))  # row[t] = Θ̂(t, anchor)
+        row = jvp(f, (params,), (tangent,))[1]  # row[t] = Θ̂(t, anchor)
         # Offsets r = t − anchor in (−size, size): roll the anchor to the centre.
         shifts = tuple(size - 1 - a for a in anchor)
         centred = torch.roll(row.detach(), shifts=shifts, dims=tuple(range(dims)))
