@@ -52,7 +52,7 @@ CASES_1D: list[tuple[str, str, dict]] = [
 ]
 
 
-def run_case_1d(method: str, options: dict, make_config=None) -> dict[str, float]:
+def run_case_1d(method: str, options: dict) -> dict[str, float]:
     """20 steps of the catalog's conv-d2 (width 8, exact limit prior: its zero-variance
     biases are held fixed by SGLD) on a 1-D signal of 32 samples."""
     from gpdip.dip.signal1d import make_network_1d
@@ -67,7 +67,7 @@ def run_case_1d(method: str, options: dict, make_config=None) -> dict[str, float
         net,
         x,
         Problem(noisy, mask, truth),
-        (make_config or DIPConfig)(method=method, **kw),
+        DIPConfig.build(method=method, **kw),
         device="cpu",
     )
     out = {"final_psnr": psnr(res.final, truth), "loss": res.history[-1]["loss"]}
@@ -76,7 +76,7 @@ def run_case_1d(method: str, options: dict, make_config=None) -> dict[str, float
     return out
 
 
-def run_case(method: str, options: dict, make_config=None) -> dict[str, float]:
+def run_case(method: str, options: dict) -> dict[str, float]:
     """30 steps of dip-tiny (width 8) on a 16×16 noisy sinusoid; numbers to pin."""
     g = torch.Generator().manual_seed(0)
     yy, xx = torch.meshgrid(torch.linspace(0, 1, 16), torch.linspace(0, 1, 16), indexing="ij")
@@ -95,7 +95,7 @@ def run_case(method: str, options: dict, make_config=None) -> dict[str, float]:
         "lr": 0.01,
         **options,
     }
-    cfg = (make_config or DIPConfig)(method=method, **kw)
+    cfg = DIPConfig.build(method=method, **kw)
     res = fit(net, x, Problem(noisy, mask, truth), cfg, device="cpu")
     out = {
         "final_psnr": psnr(res.final, truth),
