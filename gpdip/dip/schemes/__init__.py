@@ -43,7 +43,12 @@ def register(cls: S) -> S:
     """Class decorator: make ``cls`` available as ``DIPConfig(method=cls.name)``."""
     if not cls.name:
         raise GpdipError(f"scheme class {cls.__name__} has no name")
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+    old = _REGISTRY.get(cls.name)
+    same_source = old is not None and (old.__module__, old.__qualname__) == (
+        cls.__module__,
+        cls.__qualname__,
+    )  # the same class defined again (a module reloaded): it replaces the old one
+    if old is not None and old is not cls and not same_source:
         raise GpdipError(
             f"scheme '{cls.name}' is registered twice ({_REGISTRY[cls.name].__qualname__} "
             f"and {cls.__qualname__}); expected one class per name"
