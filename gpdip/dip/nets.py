@@ -103,7 +103,7 @@ def make_network(
         batchnorm=batchnorm,
         padding=padding,
         generator=generator,
-        **parameterization_kwargs(parameterization),
+        parameterization=parameterization,
     )
     annotate(built, arch_name=str(arch))  # for size-mismatch messages
     if init == "limit" and not batchnorm:
@@ -115,6 +115,7 @@ PARAMETERIZATIONS = ("standard", "ntk")
 
 
 def check_parameterization(parameterization: str, arch: Any) -> None:
+    """:class:`GpdipError` unless ``parameterization`` is one the builder of ``arch`` has."""
     if parameterization not in PARAMETERIZATIONS:
         raise GpdipError(
             f"parameterization '{parameterization}': expected one of {', '.join(PARAMETERIZATIONS)}"
@@ -124,12 +125,6 @@ def check_parameterization(parameterization: str, arch: Any) -> None:
             f"parameterization '{parameterization}': '{TINY}' has only the standard one; "
             "expected a catalog architecture"
         )
-
-
-def parameterization_kwargs(parameterization: str) -> dict[str, str]:
-    """The builder's keyword for a non-default parameterisation (none for "standard", so
-    a builder without the option still builds standard networks)."""
-    return {} if parameterization == "standard" else {"parameterization": parameterization}
 
 
 def attach_limit_prior(net: nn.Module, arch: Any) -> None:

@@ -17,7 +17,6 @@ from gpdip.dip.nets import (
     annotate,
     attach_limit_prior,
     check_parameterization,
-    parameterization_kwargs,
 )
 from gpdip.dip.trainer import Problem, fit
 
@@ -54,9 +53,8 @@ def make_network_1d(
     from gpdip.finite import network  # lazy, as in make_network
 
     check_parameterization(parameterization, arch)
-    extra: dict[str, Any] = parameterization_kwargs(parameterization)
     net = Signal1D(network.build_network(arch, dims=1, width=width, out_channels=out_channels,
-                                         generator=generator, **extra))
+                                         generator=generator, parameterization=parameterization))
     annotate(net, arch_name=str(arch))
     attach_limit_prior(net, arch)
     x = network.sample_input(arch, (length,), width=width, generator=generator)

@@ -108,11 +108,7 @@ class _Run:
         self.n_obs = int(self.mask.expand_as(self.y).sum())
         self.x = x.detach().to(device).clone()
         self.gen = torch.Generator(device=device).manual_seed(cfg.seed)
-        self.sigma = (
-            cfg.noise_std
-            if cfg.noise_std is not None
-            else max(estimate_noise_std(prob.observed, prob.mask), 1e-3)
-        )
+        self.sigma = cfg.noise_std if cfg.noise_std is not None else _estimated_sigma(prob, cfg)
         self.t = 0
         self.f0: torch.Tensor | None = None
         if cfg.centred:  # f₀(z): the initial output, a fixed tensor subtracted from now on
@@ -293,6 +289,17 @@ def _loop(
                 break
     finally:
         bar.close()
+
+
+def _estimated_sigma(prob: Problem, cfg: DIPConfig) -> float:
+    """σ̂ from the observed image (floored at 1e-3).  A scheme that does not use σ gets NaN
+    where no estimate exists (e.g. a 1-D signal, an image of height 1)."""
+    try:
+        return max(estimate_noise_std(prob.observed, prob.mask), 1e-3)
+    except GpdipError:
+        if get_scheme(cfg.method).uses_sigma:
+            raise
+        return math.nan
 
 
 @torch.no_grad()

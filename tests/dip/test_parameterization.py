@@ -9,20 +9,12 @@ one with per-tensor rates η·(its prior variance), as θ_std = s·θ_ntk implie
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
 
 from gpdip.dip import DIPConfig, Problem, fit, make_network
 from gpdip.dip.signal1d import make_network_1d
 from gpdip.errors import GpdipError
-from gpdip.finite.network import build_network
-
-needs_builder = pytest.mark.skipif(
-    "parameterization" not in inspect.signature(build_network).parameters,
-    reason="gpdip.finite.network.build_network has no parameterization option yet",
-)
 
 
 def test_bad_parameterization_is_named():
@@ -51,7 +43,6 @@ def _pair(dims: int, seed: int):
     return ntk, std, x, variances
 
 
-@needs_builder
 @pytest.mark.parametrize("dims", [1, 2])
 def test_ntk_network_is_the_rescaled_standard_network(dims):
     ntk, std, x, _ = _pair(dims, seed=0)
@@ -62,7 +53,6 @@ def test_ntk_network_is_the_rescaled_standard_network(dims):
     assert torch.allclose(f_ntk, f_std, rtol=1e-4, atol=1e-5 * float(f_std.abs().max()))
 
 
-@needs_builder
 @pytest.mark.parametrize("dims", [1, 2])
 def test_gd_on_ntk_network_is_gd_on_standard_with_scaled_rates(dims):
     ntk, std, x, variances = _pair(dims, seed=3)

@@ -11,6 +11,7 @@ from torch import nn
 from gpdip.dip import DIPConfig, Problem, fit, make_network
 from gpdip.dip.signal1d import make_network_1d
 from gpdip.dip.trainer import _Run
+from gpdip.errors import GpdipError
 
 H, W, P = 4, 5, 12  # image 4×5, 12 parameters
 
@@ -150,3 +151,15 @@ def test_centred_run_resumes_with_its_f0(tmp_path):
     )
     res = fit(other, x, Problem(y, mask), cfg, out_dir=tmp_path, device="cpu")
     assert torch.equal(res.final, ref.final)
+
+
+def test_gd_on_a_signal_needs_no_noise_level():
+    """σ cannot be estimated from a 1-D signal (no 2×2 blocks): gd does not use it and runs
+    (σ reported as NaN); sgld, whose energy needs it, asks for --noise-std."""
+    net, _, x, y, mask = _signal_case()
+    res = fit(
+        net, x, Problem(y, mask), DIPConfig.build(method="gd", iters=2, lr=1e-3), device="cpu"
+    )
+    assert res.iterations == 2 and res.sigma != res.sigma
+    with pytest.raises(GpdipError, match="pass --noise-std"):
+        fit(net, x, Problem(y, mask), DIPConfig.build(method="sgld", iters=2), device="cpu")

@@ -82,7 +82,8 @@ class RunState(Protocol):
     """What a scheme sees of the run (implemented by the trainer's ``_Run``).
 
     ``x``: the network input (1, C_in, H, W); ``y``: observed ŷ (C, H, W); ``mask``: float
-    (1|C, H, W), 1 = observed; ``n_obs``: observed entries; ``sigma``: noise std σ;
+    (1|C, H, W), 1 = observed; ``n_obs``: observed entries; ``sigma``: noise std σ (NaN
+    when neither given nor estimable, for schemes whose ``uses_sigma`` is False);
     ``gen``: the run's seeded generator (all randomness after construction); ``t``: steps
     done so far (the step being taken is t → t+1)."""
 
@@ -127,6 +128,7 @@ class Scheme:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     options_type: ClassVar[type[SchemeOptions]] = SchemeOptions
+    uses_sigma: ClassVar[bool] = False  # needs the noise level σ (given or estimated)
 
     def __init__(self, cfg: DIPConfig) -> None:
         self.cfg = cfg

@@ -83,6 +83,7 @@ class SGLDScheme(Scheme):
     name = "sgld"
     summary = "stochastic-gradient Langevin dynamics (pSGLD with --preconditioner rmsprop)"
     options_type = SGLDOptions
+    uses_sigma = True
 
     def trainable(self, run: RunState) -> list[tuple[str, torch.Tensor]]:
         """Drop (and freeze) tensors whose exact limit prior is a point mass (variance 0)."""
