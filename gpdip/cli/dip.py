@@ -3,6 +3,11 @@
     gpdip dip noisy.png --arch unet2 --method sgld --iters 3000 --noise-std 25/255 \\
         --truth clean.png --out runs/sgld
     gpdip dip image.png --mask mask.png --arch skip5-bilinear --method sgd-input-avg --out runs/inp
+    gpdip dip image.png --mask mask.png --arch unet2 --method gd --lr 1e-3 --centred \
+        --parameterization ntk --out runs/gd
+
+The training arguments are generated from ``DIPConfig`` and the scheme registry
+(``gpdip.dip.schemes``); each method option lists the methods that take it.
 """
 
 from __future__ import annotations
@@ -12,19 +17,6 @@ import json
 from pathlib import Path
 
 from gpdip.errors import GpdipError
-
-
-def _fraction(text: str) -> float:
-    """A float or a fraction such as ``25/255``."""
-    try:
-        if "/" in text:
-            a, b = text.split("/")
-            return float(a) / float(b)
-        return float(text)
-    except (ValueError, ZeroDivisionError) as exc:
-        raise argparse.ArgumentTypeError(
-            f"'{text}': expected a number or a fraction like 25/255"
-        ) from exc
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
