@@ -70,12 +70,16 @@ def make_network(
     padding: str | None = None,
     input_kind: str = "limit",
     generator: torch.Generator | None = None,
+    parameterization: str = "standard",
 ) -> tuple[nn.Module, torch.Tensor]:
     """Build ``(net, input)`` for an image of spatial ``shape`` = (H, W).
 
     ``input`` has shape ``(1, C_in, H, W)``; ``net(input)`` should have shape
     ``(1, out_channels, H, W)`` (checked by :func:`check_output_size`).
+    ``parameterization="ntk"``: every weight and bias N(0, 1), a conv computing
+    √(weight_var/fan_in)·Σ w·x + √bias_var·b (catalog architectures only).
     """
+    check_parameterization(parameterization, arch)
     if input_kind not in ("limit", "uniform"):
         raise GpdipError(f"input kind '{input_kind}': expected 'limit' or 'uniform'")
     if init not in ("limit", "pytorch"):
@@ -99,11 +103,28 @@ def make_network(
         batchnorm=batchnorm,
         padding=padding,
         generator=generator,
+        parameterization=parameterization,
     )
     annotate(built, arch_name=str(arch))  # for size-mismatch messages
     if init == "limit" and not batchnorm:
         attach_limit_prior(built, arch)
     return built, _builder_input(network, arch, shape, width, input_kind, generator)
+
+
+PARAMETERIZATIONS = ("standard", "ntk")
+
+
+def check_parameterization(parameterization: str, arch: Any) -> None:
+    """:class:`GpdipError` unless ``parameterization`` is one the builder of ``arch`` has."""
+    if parameterization not in PARAMETERIZATIONS:
+        raise GpdipError(
+            f"parameterization '{parameterization}': expected one of {', '.join(PARAMETERIZATIONS)}"
+        )
+    if parameterization != "standard" and arch == TINY:
+        raise GpdipError(
+            f"parameterization '{parameterization}': '{TINY}' has only the standard one; "
+            "expected a catalog architecture"
+        )
 
 
 def attach_limit_prior(net: nn.Module, arch: Any) -> None:
