@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from gpdip.dip import sgld as samplers
+import gpdip.dip.sgld as samplers
 from gpdip.dip.schemes import register
 from gpdip.dip.schemes.base import RunState, SamplingOptions, Scheme, option
 from gpdip.errors import GpdipError
