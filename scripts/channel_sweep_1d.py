@@ -35,8 +35,9 @@ from gpdip import compile_kernel
 from gpdip.dip.io import read_jsonl
 from gpdip.dip.signal1d import pool_chains, sgld_posterior_1d
 from gpdip.experiments.sweep import execute
-from gpdip.gp import dense_posterior, load_image
+from gpdip.gp import dense_posterior
 from gpdip.io.atomic import atomic_write, save_figure, save_text
+from gpdip.io.images import channels_last, load_image
 from gpdip.io.paths import packaged_asset
 
 ARCH = "unet2"
@@ -53,7 +54,7 @@ class Chain:
 
 
 def problem() -> tuple[torch.Tensor, torch.Tensor]:
-    image = load_image(packaged_asset("house128.png"))
+    image = channels_last(load_image(packaged_asset("house128.png")))  # (H, W)
     signal = image[image.shape[0] // 2].double()
     mask = torch.rand(signal.numel(), generator=torch.Generator().manual_seed(0)) >= 0.5
     return signal, mask

@@ -6,19 +6,12 @@ Public API::
     net, x = make_network("unet2", (64, 64), out_channels=1, width=64)
     result = fit(net, x, Problem(noisy, mask, truth), DIPConfig(method="sgld", iters=3000))
     result.mean, result.std   # posterior mean and per-pixel std, (C, H, W)
+
+Images are read and scored with :mod:`gpdip.io` (``load_image``, ``load_mask``, ``psnr``).
 """
 
 from gpdip.dip.config import METHODS, DIPConfig, sgld_step_size
-from gpdip.dip.images import (
-    add_noise,
-    bernoulli_mask,
-    center_crop,
-    estimate_noise_std,
-    load_image,
-    load_mask,
-    psnr,
-    save_image,
-)
+from gpdip.dip.images import add_noise, bernoulli_mask, estimate_noise_std, resize
 from gpdip.dip.nets import TINY, TinyEncoderDecoder, check_output_size, make_network, uniform_input
 from gpdip.dip.sgld import EMA, SGLD, Welford, perturb_noisy_adam
 from gpdip.dip.trainer import DIPResult, Problem, default_device, fit
@@ -35,17 +28,13 @@ __all__ = [
     "Welford",
     "add_noise",
     "bernoulli_mask",
-    "center_crop",
     "check_output_size",
     "default_device",
     "estimate_noise_std",
     "fit",
-    "load_image",
-    "load_mask",
     "make_network",
     "perturb_noisy_adam",
-    "psnr",
-    "save_image",
+    "resize",
     "sgld_step_size",
     "uniform_input",
 ]

@@ -3,13 +3,16 @@
 Public API::
 
     from gpdip.gp import inpaint, sample_prior, GridKernelOperator, DIPKernel, RBFTable
+
+Images are read and scored with :mod:`gpdip.io` (``load_image`` gives ``(C, H, W)``;
+:func:`gpdip.io.channels_last` turns it into the ``(H, W)`` / ``(H, W, C)`` layout used here).
 """
 
+from gpdip.errors import GpdipWarning
 from gpdip.gp.cg import CGConvergenceWarning, CGInfo, conjugate_gradients, grid_preconditioner
 from gpdip.gp.grid import dense_from_table, table_from_offsets
 from gpdip.gp.hyper import fit_hyperparameters, make_kernel, select_kernel
 from gpdip.gp.inpaint import gpytorch_posterior, inpaint
-from gpdip.gp.io import GpdipWarning, load_image, load_mask, psnr, save_array, ssim
 from gpdip.gp.keops import keops_available, kernel_matmul, scattered_posterior_mean
 from gpdip.gp.kernels import DIPKernel, Matern52Table, RBFTable, TableKernel, interpolate_table
 from gpdip.gp.posterior import Posterior, dense_posterior, grid_posterior
@@ -39,15 +42,10 @@ __all__ = [
     "interpolate_table",
     "keops_available",
     "kernel_matmul",
-    "load_image",
-    "load_mask",
     "make_kernel",
-    "psnr",
     "sample_prior",
     "sample_prior_dense",
-    "save_array",
     "scattered_posterior_mean",
     "select_kernel",
-    "ssim",
     "table_from_offsets",
 ]
