@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from gpdip.gp import inpaint
+from gpdip.io.atomic import save_figure
 from gpdip.io.images import channels_last, load_image, psnr
 from gpdip.io.paths import packaged_asset
 
@@ -34,7 +35,7 @@ def main(out: Path = OUT) -> None:
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(out, dpi=100, bbox_inches="tight")
+    save_figure(out, fig, dpi=100, bbox_inches="tight")
     print(f"wrote {out}")
 
 

@@ -79,7 +79,8 @@ def main() -> None:
                 post = inpaint(truth * mask, mask, kernel, backend="grid", tol=args.tol)
             hyper = {k: v for k, v in post.info["hyper"].items() if k != "candidates"}
             row = {"image": name, "kernel": kernel, "psnr": psnr(post.mean, truth),
-                   "ssim": ssim(channels_first(post.mean), channels_first(truth)), "time_s": post.info["time_s"],
+                   "ssim": ssim(channels_first(post.mean), channels_first(truth)),
+                   "time_s": post.info["time_s"],
                    "cg_iterations": post.info["cg_iterations"], "hyper": hyper}
             with out.open("a") as f:
                 f.write(json.dumps(row) + "\n")

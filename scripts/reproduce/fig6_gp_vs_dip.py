@@ -56,7 +56,8 @@ def run_image(name: str, seed: int, arch: str, learn_sigma: bool) -> dict:
         start = time.perf_counter()
         post = inpaint(clean * mask, mask, kernel=kernel, backend="dense")
         posts[label] = post
-        row[label] = {"psnr": psnr(post.mean, clean), "ssim": ssim(channels_first(post.mean), channels_first(clean)),
+        row[label] = {"psnr": psnr(post.mean, clean),
+                      "ssim": ssim(channels_first(post.mean), channels_first(clean)),
                       "seconds": round(time.perf_counter() - start, 2),
                       "hyper": {k: v for k, v in post.info.get("hyper", {}).items()
                                 if isinstance(v, (int, float, str))}}
