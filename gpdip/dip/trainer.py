@@ -305,8 +305,11 @@ def fit(
     cfg = config.validate()
     prob = problem.validated()
     dev = torch.device(device) if device is not None else default_device()
-    # the architecture (module tree), its initial weights and input, before training moves them
-    net_fingerprint = fingerprint(repr(net), dict(net.state_dict()), net_input)
+    # the architecture: module tree, parameter shapes, input shape (not the initial values:
+    # a resumed run takes every value from its checkpoint)
+    net_fingerprint = fingerprint(
+        repr(net), {k: (tuple(v.shape), str(v.dtype)) for k, v in net.state_dict().items()},
+        tuple(net_input.shape))
     run = _Run(net, net_input, prob, cfg, dev)
     check_output_size(
         run.net,
