@@ -14,8 +14,9 @@ from gpdip.io.paths import repo_root
 def test_every_package_folder_is_listed():
     config = tomllib.loads((repo_root() / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
-    found = {"gpdip"} | {"gpdip." + p.parent.name
-                         for p in (repo_root() / "gpdip").glob("*/__init__.py")}
+    found = {"gpdip"} | {
+        "gpdip." + p.parent.name for p in (repo_root() / "gpdip").glob("*/__init__.py")
+    }
     assert listed == found | {"gpdip.kernels"}
     assert config["package-dir"] == {"gpdip.kernels": "kernels"}
     assert config["package-data"]["gpdip.kernels"] == ["*.toml"]
@@ -25,7 +26,8 @@ def test_catalog_is_the_top_level_kernels_folder(monkeypatch, tmp_path):
     monkeypatch.delenv("GPDIP_KERNELS", raising=False)
     assert catalog_dir() == repo_root() / "kernels"
     assert "unet2" in catalog_names() and len(catalog_names()) == len(
-        list((repo_root() / "kernels").glob("*.toml")))
+        list((repo_root() / "kernels").glob("*.toml"))
+    )
     monkeypatch.setenv("GPDIP_KERNELS", str(tmp_path))  # the override still wins
     (tmp_path / "mine.toml").write_text("")
     assert catalog_names() == ["mine"]

@@ -27,8 +27,9 @@ def _interval(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) 
     return f"{left}{low}, {high}{right}"
 
 
-def in_range(value: float, lo: float | None, hi: float | None, lo_open: bool,
-             hi_open: bool) -> bool:
+def in_range(
+    value: float, lo: float | None, hi: float | None, lo_open: bool, hi_open: bool
+) -> bool:
     """``value`` finite and inside the interval."""
     if not math.isfinite(value):
         return False
@@ -46,8 +47,14 @@ def parse_number(text: str, fraction: bool = False) -> float:
     return float(text)
 
 
-def real(lo: float | None = None, hi: float | None = None, *, lo_open: bool = True,
-         hi_open: bool = False, fraction: bool = False) -> Callable[[str], float]:
+def real(
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = True,
+    hi_open: bool = False,
+    fraction: bool = False,
+) -> Callable[[str], float]:
     """argparse ``type``: a finite float in the interval (default ``(lo, hi]``)."""
     span = _interval(lo, hi, lo_open, hi_open)
     what = "a number or a fraction like 25/255" if fraction else "a number"
@@ -100,11 +107,14 @@ def check_ranges(args: argparse.Namespace, rules: Iterable[tuple[str, tuple[Any,
         if kind is int:
             ok = ok and float(value).is_integer()
             if not ok:
-                raise GpdipError(f"argument {flag}: expected an integer in [{lo}, {hi}], "
-                                 f"got {value!r}")
+                raise GpdipError(
+                    f"argument {flag}: expected an integer in [{lo}, {hi}], got {value!r}"
+                )
         elif not ok:
-            raise GpdipError(f"argument {flag}: expected a number in "
-                             f"{_interval(lo, hi, lo_open, hi_open)}, got {value!r}")
+            raise GpdipError(
+                f"argument {flag}: expected a number in "
+                f"{_interval(lo, hi, lo_open, hi_open)}, got {value!r}"
+            )
 
 
 def check_device(text: str | None) -> str | None:
@@ -121,9 +131,13 @@ def check_device(text: str | None) -> str | None:
         raise GpdipError(f"argument --device: expected cpu, cuda or cuda:N, got {text!r}")
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise GpdipError(f"argument --device {text}: CUDA not available (this torch build "
-                             "has no CUDA support or no GPU is visible); use --device cpu")
+            raise GpdipError(
+                f"argument --device {text}: CUDA not available (this torch build "
+                "has no CUDA support or no GPU is visible); use --device cpu"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise GpdipError(f"argument --device {text}: expected an index below "
-                             f"{torch.cuda.device_count()} (the visible GPUs)")
+            raise GpdipError(
+                f"argument --device {text}: expected an index below "
+                f"{torch.cuda.device_count()} (the visible GPUs)"
+            )
     return text

@@ -43,8 +43,7 @@ def ensure_dir(folder: str | os.PathLike[str], what: str = "output folder") -> P
     except OSError as exc:
         raise GpdipError(f"{what} '{folder}' cannot be created: {_why(exc)}") from None
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise GpdipError(f"{what} '{folder}' is not writable; expected a folder you can "
-                         "write to")
+        raise GpdipError(f"{what} '{folder}' is not writable; expected a folder you can write to")
     return folder
 
 
@@ -118,8 +117,10 @@ def load_torch(path: str | os.PathLike[str], what: str = "file") -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling refused, corrupt or foreign file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GpdipError(f"{what} '{path}' could not be read safely ({first}); expected "
-                         "tensors and plain data written by gpdip; delete it to restart") from None
+        raise GpdipError(
+            f"{what} '{path}' could not be read safely ({first}); expected "
+            "tensors and plain data written by gpdip; delete it to restart"
+        ) from None
 
 
 def save_figure(path: str | os.PathLike[str], figure: Any, **kwargs: Any) -> Path:

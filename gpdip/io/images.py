@@ -46,12 +46,20 @@ from gpdip.io.atomic import atomic_write
 
 MAX_PIXELS = 8192 * 8192  # H·W; a larger image would not fit the GP engine anyway
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error,
-                  Image.DecompressionBombError)
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    zlib.error,
+    struct.error,
+    Image.DecompressionBombError,
+)
 
 
-def load_image(path: str | os.PathLike[str], *, grey: bool = False,
-               max_pixels: int = MAX_PIXELS) -> Tensor:
+def load_image(
+    path: str | os.PathLike[str], *, grey: bool = False, max_pixels: int = MAX_PIXELS
+) -> Tensor:
     """A PNG or ``.npy`` image as float64 ``(C, H, W)``, C ∈ {1, 3} (rules: module docstring).
 
     ``grey``: colour is converted to luma Y = 0.299 R + 0.587 G + 0.114 B (ITU-R 601-2;
@@ -67,15 +75,21 @@ def load_image(path: str | os.PathLike[str], *, grey: bool = False,
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[-1] not in (1, 3) or 0 in array.shape:
-        raise GpdipError(f"image '{path}': shape {array.shape}; expected (H, W) or (H, W, C) "
-                         "with C = 1 or 3 channels, H, W ≥ 1")
+        raise GpdipError(
+            f"image '{path}': shape {array.shape}; expected (H, W) or (H, W, C) "
+            "with C = 1 or 3 channels, H, W ≥ 1"
+        )
     if not np.isfinite(array).all():
         raise GpdipError(f"image '{path}' contains NaN or Inf values; expected finite numbers")
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float64))
 
 
-def load_mask(path: str | os.PathLike[str], shape: tuple[int, int] | None = None, *,
-              max_pixels: int = MAX_PIXELS) -> Tensor:
+def load_mask(
+    path: str | os.PathLike[str],
+    shape: tuple[int, int] | None = None,
+    *,
+    max_pixels: int = MAX_PIXELS,
+) -> Tensor:
     """Observed-pixel mask, bool ``(H, W)``: non-zero = observed (rules: module docstring).
 
     ``shape`` = (H, W) of the image it belongs to: a different size is a :class:`GpdipError`.
@@ -88,8 +102,10 @@ def load_mask(path: str | os.PathLike[str], shape: tuple[int, int] | None = None
         if array.ndim != 2:
             raise GpdipError(f"mask '{path}': shape {array.shape}; expected (H, W)")
         if not np.isfinite(array.astype(np.float64)).all():
-            raise GpdipError(f"mask '{path}' contains NaN or Inf; expected 0 (missing) or "
-                             "non-zero (observed) finite values")
+            raise GpdipError(
+                f"mask '{path}' contains NaN or Inf; expected 0 (missing) or "
+                "non-zero (observed) finite values"
+            )
         observed = array != 0
     else:
         with _opened(path, max_pixels, "mask") as im:
@@ -103,8 +119,10 @@ def load_mask(path: str | os.PathLike[str], shape: tuple[int, int] | None = None
             observed = array != 0
     mask = torch.from_numpy(np.ascontiguousarray(observed))
     if shape is not None and tuple(mask.shape) != tuple(shape):
-        raise GpdipError(f"mask '{path}' is {mask.shape[1]}×{mask.shape[0]} (W×H) but the "
-                         f"image is {shape[1]}×{shape[0]}; expected the same width and height")
+        raise GpdipError(
+            f"mask '{path}' is {mask.shape[1]}×{mask.shape[0]} (W×H) but the "
+            f"image is {shape[1]}×{shape[0]}; expected the same width and height"
+        )
     return mask
 
 
@@ -204,8 +222,10 @@ def ssim(x: Tensor, ref: Tensor, peak: float = 1.0, sigma: float = 1.5) -> float
 
 def _same_shape(x: Tensor, ref: Tensor, what: str) -> None:
     if tuple(x.shape) != tuple(ref.shape):
-        raise GpdipError(f"{what}: image shape {tuple(x.shape)} differs from the reference's "
-                         f"{tuple(ref.shape)}; expected the same shape")
+        raise GpdipError(
+            f"{what}: image shape {tuple(x.shape)} differs from the reference's "
+            f"{tuple(ref.shape)}; expected the same shape"
+        )
 
 
 def _existing(path: str | os.PathLike[str], what: str) -> Path:
@@ -229,14 +249,16 @@ def _npy_array(path: Path, max_pixels: int, what: str) -> np.ndarray:
     try:
         mapped = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise GpdipError(f"{what} '{path}' is not a readable .npy file of numbers "
-                         f"({exc})") from None
+        raise GpdipError(
+            f"{what} '{path}' is not a readable .npy file of numbers ({exc})"
+        ) from None
     if not isinstance(mapped, np.ndarray):
         raise GpdipError(f"{what} '{path}': expected one array (.npy), got an archive")
     dtype = mapped.dtype
     if dtype.kind not in "biuf" or dtype.fields is not None:
-        raise GpdipError(f"{what} '{path}': dtype {dtype}; expected real numbers "
-                         "(bool, integer or float)")
+        raise GpdipError(
+            f"{what} '{path}': dtype {dtype}; expected real numbers (bool, integer or float)"
+        )
     _check_size(path, mapped.shape[:2], max_pixels, what)
     return np.array(mapped)
 
@@ -244,8 +266,10 @@ def _npy_array(path: Path, max_pixels: int, what: str) -> np.ndarray:
 def _check_size(path: Path, hw: tuple[int, ...], max_pixels: int, what: str) -> None:
     pixels = int(np.prod(hw, dtype=object)) if hw else 0
     if pixels > max_pixels:
-        raise GpdipError(f"{what} '{path}' declares {'×'.join(map(str, hw))} = {pixels} pixels; "
-                         f"the limit is {max_pixels} (max_pixels)")
+        raise GpdipError(
+            f"{what} '{path}' declares {'×'.join(map(str, hw))} = {pixels} pixels; "
+            f"the limit is {max_pixels} (max_pixels)"
+        )
 
 
 def _png_header_size(path: Path) -> tuple[int, int] | None:
@@ -272,8 +296,10 @@ def _opened(path: Path, max_pixels: int, what: str) -> Iterator[Image.Image]:
             _check_size(path, image.size[::-1], max_pixels, what)
             image.load()
     except _DECODE_ERRORS as exc:
-        raise GpdipError(f"{what} '{path}' could not be decoded ({exc}); expected a "
-                         "complete PNG (or another image format Pillow reads)") from None
+        raise GpdipError(
+            f"{what} '{path}' could not be decoded ({exc}); expected a "
+            "complete PNG (or another image format Pillow reads)"
+        ) from None
     try:
         yield image
     finally:
@@ -313,5 +339,8 @@ def _expand_palette(im: Image.Image) -> Image.Image:
 
 def _drop_alpha_warning(path: Path, alpha: np.ndarray) -> None:
     if alpha.size and int(alpha.min()) < 255:  # an opaque alpha drops nothing
-        warnings.warn(f"image '{path}': alpha channel dropped (colour kept as stored, "
-                      "not premultiplied)", GpdipWarning, stacklevel=4)
+        warnings.warn(
+            f"image '{path}': alpha channel dropped (colour kept as stored, not premultiplied)",
+            GpdipWarning,
+            stacklevel=4,
+        )

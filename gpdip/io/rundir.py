@@ -64,23 +64,27 @@ def _acquire(folder: Path) -> int:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as exc:
-        raise GpdipError(f"output folder '{folder}': cannot create its lock file "
-                         f"({exc.strerror})") from None
+        raise GpdipError(
+            f"output folder '{folder}': cannot create its lock file ({exc.strerror})"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         owner = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
-        raise GpdipError(f"output folder '{folder}' is in use by another gpdip process "
-                         f"(pid {owner}); wait for it to finish or choose another output "
-                         "folder") from None
+        raise GpdipError(
+            f"output folder '{folder}' is in use by another gpdip process "
+            f"(pid {owner}); wait for it to finish or choose another output "
+            "folder"
+        ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
 
 
-def check_inputs(folder: str | os.PathLike[str], inputs: Mapping[str, str | None], *,
-                 resuming: bool) -> None:
+def check_inputs(
+    folder: str | os.PathLike[str], inputs: Mapping[str, str | None], *, resuming: bool
+) -> None:
     """Compare ``inputs`` (name → fingerprint) with those recorded in ``folder``; record them.
 
     ``resuming``: the folder holds state that will be reused (a checkpoint, result rows).
@@ -96,7 +100,8 @@ def check_inputs(folder: str | os.PathLike[str], inputs: Mapping[str, str | None
         raise GpdipError(
             f"output folder '{folder}' holds a run with other inputs: {', '.join(changed)} "
             f"changed (recorded in {path}); expected the same inputs to resume, so use "
-            "another output folder or delete this one to start over")
+            "another output folder or delete this one to start over"
+        )
     save_json(path, {**recorded, **inputs})
 
 
@@ -106,8 +111,9 @@ def _read_record(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise GpdipError(f"'{path}' is not a readable input record ({exc}); delete the "
-                         "folder to start over") from None
+        raise GpdipError(
+            f"'{path}' is not a readable input record ({exc}); delete the folder to start over"
+        ) from None
     if not isinstance(data, dict):
         raise GpdipError(f"'{path}': expected a JSON object of input fingerprints")
     return data

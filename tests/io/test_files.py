@@ -71,10 +71,13 @@ def test_full_disk_leaves_target_and_folder_unchanged(tmp_path, monkeypatch):
 @pytest.mark.parametrize("case", ["under_file", "proc", "denied"])
 def test_unwritable_paths(tmp_path, monkeypatch, case):
     (tmp_path / "file").write_text("")
-    target = {"under_file": tmp_path / "file" / "x.txt",
-              "proc": "/proc/self/no-such-folder/x.txt",  # a read-only file system
-              "denied": tmp_path / "x.txt"}[case]
+    target = {
+        "under_file": tmp_path / "file" / "x.txt",
+        "proc": "/proc/self/no-such-folder/x.txt",  # a read-only file system
+        "denied": tmp_path / "x.txt",
+    }[case]
     if case == "denied":  # as root, chmod does not deny: simulate the refusal
+
         def refuse(*args, **kwargs):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
@@ -132,8 +135,10 @@ def test_lock_refuses_a_second_holder(tmp_path):
     fd = os.open(tmp_path / "run" / ".lock", os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        with pytest.raises(GpdipError, match=r"in use by another gpdip process"), \
-                locked(tmp_path / "run"):
+        with (
+            pytest.raises(GpdipError, match=r"in use by another gpdip process"),
+            locked(tmp_path / "run"),
+        ):
             pass
     finally:
         os.close(fd)
@@ -145,8 +150,11 @@ def test_fingerprints_name_what_changed(tmp_path):
     first = {"observed": fingerprint(torch.ones(2, 2)), "mask": fingerprint(None)}
     check_inputs(tmp_path, first, resuming=False)
     check_inputs(tmp_path, first, resuming=True)  # same inputs: fine
-    changed = {**first, "observed": fingerprint(torch.ones(2, 2) * 2),
-               "mask": fingerprint(torch.ones(2, 2, dtype=torch.bool))}
+    changed = {
+        **first,
+        "observed": fingerprint(torch.ones(2, 2) * 2),
+        "mask": fingerprint(torch.ones(2, 2, dtype=torch.bool)),
+    }
     with pytest.raises(GpdipError, match="mask, observed changed"):
         check_inputs(tmp_path, changed, resuming=True)
     check_inputs(tmp_path, changed, resuming=False)  # a fresh start replaces the record
@@ -161,8 +169,10 @@ def test_fingerprint_distinguishes_dtype_shape_and_structure(tmp_path):
     assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
     assert fingerprint(1) != fingerprint(1.0) != fingerprint("1")
     (tmp_path / "f").write_bytes(b"abc")
-    assert file_fingerprint(tmp_path / "f") == \
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256("abc")
+    assert (
+        file_fingerprint(tmp_path / "f")
+        == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    )  # sha256("abc")
 
 
 def test_log_shorter_than_checkpoint_offset_is_not_padded(tmp_path):

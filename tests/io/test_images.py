@@ -120,17 +120,20 @@ def test_npy_channels_last(tmp_path):
     assert np.array_equal(channels_last(load_image(tmp_path / "x.npy")).numpy(), array)
 
 
-@pytest.mark.parametrize("array, match", [
-    (np.array([{"a": 1}, None], dtype=object), "dtype object|readable"),
-    (np.array(["a", "b"]), "dtype"),
-    (np.ones((4, 4), np.complex128), "dtype"),
-    (np.zeros((4, 4), dtype=[("a", "f8")]), "dtype"),
-    (RNG.random((4, 4, 5)), "C = 1 or 3"),
-    (RNG.random((2, 4, 4, 1)), r"shape \(2, 4, 4, 1\)"),
-    (np.zeros((0, 4)), "H, W ≥ 1"),
-    (np.array([[0.0, np.nan]]), "NaN"),
-    (np.array([[0.0, np.inf]]), "NaN or Inf"),
-])
+@pytest.mark.parametrize(
+    "array, match",
+    [
+        (np.array([{"a": 1}, None], dtype=object), "dtype object|readable"),
+        (np.array(["a", "b"]), "dtype"),
+        (np.ones((4, 4), np.complex128), "dtype"),
+        (np.zeros((4, 4), dtype=[("a", "f8")]), "dtype"),
+        (RNG.random((4, 4, 5)), "C = 1 or 3"),
+        (RNG.random((2, 4, 4, 1)), r"shape \(2, 4, 4, 1\)"),
+        (np.zeros((0, 4)), "H, W ≥ 1"),
+        (np.array([[0.0, np.nan]]), "NaN"),
+        (np.array([[0.0, np.inf]]), "NaN or Inf"),
+    ],
+)
 def test_npy_refused(tmp_path, array, match):
     np.save(tmp_path / "x.npy", array, allow_pickle=True)
     with pytest.raises(GpdipError, match=match):
@@ -162,8 +165,12 @@ class _Evil:
 
 def _png_declaring(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(
-            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0"))
@@ -190,7 +197,7 @@ def test_size_limit_is_an_argument(tmp_path):
 
 @pytest.mark.parametrize("keep", [0, 8, 20, 40, 0.5, 0.9])
 def test_truncated_png(tmp_path, keep):
-    data = (tmp_path / "full.png")
+    data = tmp_path / "full.png"
     Image.fromarray(RNG.integers(0, 256, (64, 64), dtype=np.uint8)).save(data)
     raw = data.read_bytes()
     cut = tmp_path / "cut.png"
@@ -219,11 +226,14 @@ def test_truncated_npy_and_garbage(tmp_path):
 # ---------------------------------------------------------------- masks
 
 
-@pytest.mark.parametrize("values", [
-    np.array([[0, 1], [1, 0]], np.uint8),      # 0/1, once refused as "observes no pixel"
-    np.array([[0, 255], [255, 0]], np.uint8),  # 0/255
-    np.array([[0, 100], [255, 0]], np.uint8),  # 0/100/255: once half the pixels lost
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([[0, 1], [1, 0]], np.uint8),  # 0/1, once refused as "observes no pixel"
+        np.array([[0, 255], [255, 0]], np.uint8),  # 0/255
+        np.array([[0, 100], [255, 0]], np.uint8),  # 0/100/255: once half the pixels lost
+    ],
+)
 def test_mask_png_nonzero_is_observed(tmp_path, values):
     path = _save(tmp_path, "m.png", values)
     assert torch.equal(load_mask(path, (2, 2)), torch.tensor(values != 0))
@@ -235,36 +245,46 @@ def test_mask_png_16bit_colour_palette(tmp_path):
     assert torch.equal(load_mask(tmp_path / "m16.png"), torch.tensor(m16 != 0))
     rgb = np.zeros((2, 2, 3), np.uint8)
     rgb[0, 1, 2] = 9  # any colour channel
-    assert torch.equal(load_mask(_save(tmp_path, "c.png", rgb)),
-                       torch.tensor([[False, True], [False, False]]))
+    assert torch.equal(
+        load_mask(_save(tmp_path, "c.png", rgb)), torch.tensor([[False, True], [False, False]])
+    )
     rgba = np.zeros((2, 2, 4), np.uint8)
     rgba[..., 3] = 255  # alpha is ignored: an opaque black mask observes nothing
     rgba[1, 1, 0] = 1
-    assert torch.equal(load_mask(_save(tmp_path, "a.png", rgba, "RGBA")),
-                       torch.tensor([[False, False], [False, True]]))
+    assert torch.equal(
+        load_mask(_save(tmp_path, "a.png", rgba, "RGBA")),
+        torch.tensor([[False, False], [False, True]]),
+    )
     pal = Image.fromarray(np.array([[0, 200], [0, 0]], np.uint8)).convert("P")
     pal.save(tmp_path / "p.png")
-    assert torch.equal(load_mask(tmp_path / "p.png"), torch.tensor([[False, True],
-                                                                   [False, False]]))
+    assert torch.equal(load_mask(tmp_path / "p.png"), torch.tensor([[False, True], [False, False]]))
 
 
-@pytest.mark.parametrize("array", [
-    np.array([[True, False]]), np.array([[0.0, 0.5]]), np.array([[0, 255]], np.int64),
-    np.array([[[0.0], [-1.0]]]),
-])
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.array([[True, False]]),
+        np.array([[0.0, 0.5]]),
+        np.array([[0, 255]], np.int64),
+        np.array([[[0.0], [-1.0]]]),
+    ],
+)
 def test_mask_npy_conventions(tmp_path, array):
     np.save(tmp_path / "m.npy", array)
     expected = torch.tensor(np.squeeze(array != 0, axis=-1) if array.ndim == 3 else array != 0)
     assert torch.equal(load_mask(tmp_path / "m.npy"), expected)
 
 
-@pytest.mark.parametrize("array, match", [
-    (np.array([[0.0, np.nan]]), "NaN"),
-    (np.array([[0.0, -np.inf]]), "NaN or Inf"),
-    (np.ones((2, 2, 3)), r"expected \(H, W\)"),
-    (np.ones(4), r"expected \(H, W\)"),
-    (np.array(["1", "0"]), "dtype"),
-])
+@pytest.mark.parametrize(
+    "array, match",
+    [
+        (np.array([[0.0, np.nan]]), "NaN"),
+        (np.array([[0.0, -np.inf]]), "NaN or Inf"),
+        (np.ones((2, 2, 3)), r"expected \(H, W\)"),
+        (np.ones(4), r"expected \(H, W\)"),
+        (np.array(["1", "0"]), "dtype"),
+    ],
+)
 def test_mask_npy_refused(tmp_path, array, match):
     np.save(tmp_path / "m.npy", array)
     with pytest.raises(GpdipError, match=match):
@@ -288,8 +308,10 @@ def test_round_trip_png_and_npy(tmp_path):
     save_image(tmp_path / "c.npy", colour)
     assert torch.equal(load_image(tmp_path / "c.npy"), colour)
     save_image(tmp_path / "g16.png", torch.tensor([[[0.0, 1 / 65535, 1.0]]]), bits=16)
-    assert torch.equal(load_image(tmp_path / "g16.png"), torch.tensor([[[0.0, 1 / 65535, 1.0]]],
-                                                                      dtype=torch.float64))
+    assert torch.equal(
+        load_image(tmp_path / "g16.png"),
+        torch.tensor([[[0.0, 1 / 65535, 1.0]]], dtype=torch.float64),
+    )
     with pytest.raises(GpdipError, match="grey images only"):
         save_image(tmp_path / "c16.png", colour, bits=16)
     with pytest.raises(GpdipError, match=r"\.png or \.npy"):
@@ -317,8 +339,10 @@ def test_psnr_by_definition():
         psnr(torch.ones(3, 2, 2), torch.ones(2, 2))
 
 
-@pytest.mark.parametrize("shape, noise", [((1, 40, 37), 0.05), ((3, 24, 30), 0.3),
-                                          ((1, 11, 11), 0.1), ((1, 64, 64), 0.0)])
+@pytest.mark.parametrize(
+    "shape, noise",
+    [((1, 40, 37), 0.05), ((3, 24, 30), 0.3), ((1, 11, 11), 0.1), ((1, 64, 64), 0.0)],
+)
 def test_ssim_matches_scikit_image(shape, noise):
     """Against scikit-image's independent implementation, same definition (Gaussian
     window σ = 1.5, population covariances); it averages the same valid-region map, so the
@@ -328,8 +352,14 @@ def test_ssim_matches_scikit_image(shape, noise):
     ref = torch.rand(shape, generator=gen, dtype=torch.float64)
     x = (ref + noise * torch.randn(shape, generator=gen, dtype=torch.float64)).clamp(0, 1)
     expected = metrics.structural_similarity(
-        x.numpy(), ref.numpy(), channel_axis=0, gaussian_weights=True, sigma=1.5,
-        use_sample_covariance=False, data_range=1.0)
+        x.numpy(),
+        ref.numpy(),
+        channel_axis=0,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=1.0,
+    )
     assert ssim(x, ref) == pytest.approx(expected, abs=1e-12)
 
 
