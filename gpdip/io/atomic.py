@@ -40,6 +40,12 @@ def ensure_dir(folder: str | os.PathLike[str], what: str = "output folder") -> P
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise GpdipError(f"{what} '{folder}' is a file; expected a folder") from None
+    except NotADirectoryError:
+        raise GpdipError(
+            f"{what} '{folder}' cannot be created: part of the path is a file, not a folder"
+        ) from None
     except OSError as exc:
         raise GpdipError(f"{what} '{folder}' cannot be created: {_why(exc)}") from None
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -52,7 +58,7 @@ def check_writable(path: str | os.PathLike[str], what: str = "output") -> Path:
     path = Path(path)
     if path.is_dir():
         raise GpdipError(f"{what} '{path}' is a folder; expected a file name")
-    ensure_dir(path.parent, f"folder of {what} '{path}'")
+    ensure_dir(path.parent, f"{what} '{path}': folder")
     return path
 
 
