@@ -85,7 +85,7 @@ def test_unwritable_paths(tmp_path, monkeypatch, case):
     with pytest.raises(GpdipError, match=r"x\.txt"):
         save_text(target, "x")
     if case != "denied":
-        with pytest.raises(GpdipError, match="cannot be created|is a file"):
+        with pytest.raises(GpdipError, match=r"cannot be created|is a file"):
             check_writable(target)
 
 
