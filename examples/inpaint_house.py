@@ -13,14 +13,16 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from gpdip.gp import inpaint, load_image, psnr
+from gpdip.gp import inpaint
+from gpdip.io.atomic import save_figure
+from gpdip.io.images import channels_last, load_image, psnr
 from gpdip.io.paths import packaged_asset
 
 OUT = Path(__file__).with_suffix(".png")
 
 
 def main(out: Path = OUT) -> None:
-    clean = load_image(packaged_asset("house128.png"))
+    clean = channels_last(load_image(packaged_asset("house128.png")))  # (H, W)
     mask = torch.rand(clean.shape, generator=torch.Generator().manual_seed(0)) < 0.5
     panels = [("input (50% observed)", clean * mask)]
     for kernel in ("rbf", "auto"):  # auto: the DIP kernel of highest marginal likelihood
@@ -33,7 +35,7 @@ def main(out: Path = OUT) -> None:
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(out, dpi=100, bbox_inches="tight")
+    save_figure(out, fig, dpi=100, bbox_inches="tight")
     print(f"wrote {out}")
 
 

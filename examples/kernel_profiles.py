@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 import gpdip
+from gpdip.io.atomic import save_figure
 from gpdip.io.plotting import radial_profile
 
 NAMES = ["conv-d3", "conv-d3-s2", "conv-d3-s6", "ae-d3", "unet2", "skip5-nearest"]
@@ -32,7 +33,7 @@ def main(out: Path = OUT) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out, dpi=100, bbox_inches="tight")
+    save_figure(out, fig, dpi=100, bbox_inches="tight")
     print(f"wrote {out}")
 
 

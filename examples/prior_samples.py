@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from gpdip.gp import DIPKernel, sample_prior
+from gpdip.io.atomic import save_figure
 
 OUT = Path(__file__).with_suffix(".png")
 
@@ -26,7 +27,7 @@ def main(out: Path = OUT) -> None:
         ax.axis("off")
     fig.suptitle("Prior samples of the unet2 limiting GP")
     fig.tight_layout()
-    fig.savefig(out, dpi=100, bbox_inches="tight")
+    save_figure(out, fig, dpi=100, bbox_inches="tight")
     print(f"wrote {out}")
 
 

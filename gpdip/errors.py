@@ -18,3 +18,7 @@ class GpdipError(ValueError):
     ...
     gpdip.errors.GpdipError: network.layers[2]: unknown key 'chanels'; expected one of channels, ...
     """
+
+
+class GpdipWarning(UserWarning):
+    """Recoverable input problems (an alpha channel dropped, nothing to inpaint, ...)."""

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from gpdip.dip import DIPConfig, Problem, default_device, fit, make_network
+from gpdip.io.atomic import save_text
 
 
 def plain_loop(net, x, y, mask, iters: int, lr: float) -> float:
@@ -179,8 +180,7 @@ def main() -> int:
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+        save_text(args.out, text + "\n")
     return 0
 
 

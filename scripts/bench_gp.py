@@ -18,12 +18,13 @@ from pathlib import Path
 import torch
 
 from gpdip.errors import GpdipError
-from gpdip.gp import inpaint, load_image, psnr
+from gpdip.gp import inpaint
 from gpdip.gp.grid import grid_coordinates
 from gpdip.gp.inpaint import gpytorch_posterior
 from gpdip.gp.kernels import DIPKernel, Matern52Table, interpolate_table
 from gpdip.gp.posterior import grid_posterior
 from gpdip.gp.sampling import CirculantSampler
+from gpdip.io.images import channels_last, load_image, psnr
 
 
 def peak_rss_gb() -> float:
@@ -31,7 +32,8 @@ def peak_rss_gb() -> float:
 
 
 def test_image(size: int) -> torch.Tensor:
-    base = load_image(Path(__file__).resolve().parents[1] / "gpdip/assets/house128.png")
+    base = channels_last(load_image(Path(__file__).resolve().parents[1]
+                                    / "gpdip/assets/house128.png"))
     reps = -(-size // 128)
     return base.repeat(reps, reps)[:size, :size].contiguous()
 

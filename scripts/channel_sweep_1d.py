@@ -35,8 +35,9 @@ from gpdip import compile_kernel
 from gpdip.dip.io import read_jsonl
 from gpdip.dip.signal1d import pool_chains, sgld_posterior_1d
 from gpdip.experiments.sweep import execute
-from gpdip.gp import dense_posterior, load_image
-from gpdip.io.atomic import atomic_write, save_figure, save_text
+from gpdip.gp import dense_posterior
+from gpdip.io.atomic import load_torch, save_figure, save_text, save_torch
+from gpdip.io.images import channels_last, load_image
 from gpdip.io.paths import packaged_asset
 
 ARCH = "unet2"
@@ -53,7 +54,7 @@ class Chain:
 
 
 def problem() -> tuple[torch.Tensor, torch.Tensor]:
-    image = load_image(packaged_asset("house128.png"))
+    image = channels_last(load_image(packaged_asset("house128.png")))  # (H, W)
     signal = image[image.shape[0] // 2].double()
     mask = torch.rand(signal.numel(), generator=torch.Generator().manual_seed(0)) >= 0.5
     return signal, mask
@@ -83,7 +84,7 @@ def run_chain(task: Chain) -> dict:
                                     lr=task.lr, seed=task.chain,
                                     freeze_preconditioner=False)  # as recorded (Li et al.)
     path = Path(task.out) / "chains" / f"w{task.width}_c{task.chain}_i{task.iters}.pt"
-    atomic_write(path, lambda f: torch.save({"mean": means[0], "std": stds[0]}, f))
+    save_torch(path, {"mean": means[0], "std": stds[0]})
     return {**asdict(task), "scale": scale, "seconds": time.perf_counter() - t0,
             "file": path.name}
 
@@ -101,7 +102,7 @@ def summarize(rows: list[dict], out: Path, noise_var: float) -> list[dict]:
     stats = []
     for w in sorted({r["width"] for r in rows}):
         files = [out / "chains" / r["file"] for r in rows if r["width"] == w]
-        loaded = [torch.load(f) for f in files]
+        loaded = [load_torch(f, "1-D sweep cache") for f in files]
         means = torch.stack([d["mean"][miss] for d in loaded])
         stds = torch.stack([d["std"][miss] for d in loaded])
         k = len(loaded)

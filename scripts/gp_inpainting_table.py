@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from gpdip.gp import inpaint, load_image, psnr, ssim
+from gpdip.gp import inpaint
+from gpdip.io.images import channels_first, channels_last, load_image, psnr, ssim
 from gpdip.io.paths import shared_data_dir
 
 IMAGES = ("barbara", "boat", "house", "Lena512", "peppers256", "Cameraman256", "couple",
@@ -66,7 +67,7 @@ def main() -> None:
     if out.exists():
         done = {(r["image"], r["kernel"]) for r in map(json.loads, out.read_text().splitlines())}
     for name in IMAGES:
-        truth = load_image(folder / f"{name}.png")
+        truth = channels_last(load_image(folder / f"{name}.png"))  # (H, W[, C])
         if truth.dim() == 3:
             truth = truth.mean(-1)
         mask = torch.rand(truth.shape, generator=torch.Generator().manual_seed(0)) < 0.5
@@ -78,7 +79,8 @@ def main() -> None:
                 post = inpaint(truth * mask, mask, kernel, backend="grid", tol=args.tol)
             hyper = {k: v for k, v in post.info["hyper"].items() if k != "candidates"}
             row = {"image": name, "kernel": kernel, "psnr": psnr(post.mean, truth),
-                   "ssim": ssim(post.mean, truth), "time_s": post.info["time_s"],
+                   "ssim": ssim(channels_first(post.mean), channels_first(truth)),
+                   "time_s": post.info["time_s"],
                    "cg_iterations": post.info["cg_iterations"], "hyper": hyper}
             with out.open("a") as f:
                 f.write(json.dumps(row) + "\n")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gpdip.io.atomic import save_text
+
 ROOT = Path(__file__).resolve().parent.parent / "kernels"
 CONV = """# Conv-only network of depth {d}, input sigma {s}: Cheng et al. 2019, Fig. 3(b).
 # {d} x (3-tap conv, 256 channels, ReLU), then a 1x1 conv to one output channel.
@@ -56,13 +58,13 @@ def main() -> None:
         for sigma in (0.0, 2.0, 6.0):
             body = "\n".join('  { type = "block", name = "conv_relu" },' for _ in range(depth))
             text = CONV.format(d=depth, s=sigma, body=body)
-            (ROOT / f"conv-d{depth}{sigma_tag(sigma)}.toml").write_text(text)
+            save_text(ROOT / f"conv-d{depth}{sigma_tag(sigma)}.toml", text)
     for depth in range(1, 5):
         for sigma in (0.0, 2.0):
             body = "\n".join(['  { type = "block", name = "down" },'] * depth
                              + ['  { type = "block", name = "up" },'] * depth)
-            (ROOT / f"ae-d{depth}{sigma_tag(sigma)}.toml").write_text(
-                AE.format(d=depth, s=sigma, body=body))
+            save_text(ROOT / f"ae-d{depth}{sigma_tag(sigma)}.toml",
+                      AE.format(d=depth, s=sigma, body=body))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
+from gpdip.cli.args import MAX_SEED, MAX_THREADS, check_device, check_ranges
 from gpdip.errors import GpdipError
 
 
@@ -73,23 +74,80 @@ def _config(args: argparse.Namespace):
     return config_from_args(args)
 
 
+#: Ranges of the numeric arguments (attribute: kind, lo, hi, lo_open, hi_open); the
+#: method-specific ones are skipped when a method does not declare them.
+RANGES: tuple[tuple[str, tuple], ...] = (
+    ("iters", (int, 1, 10_000_000, False, False)),
+    ("lr", (float, 0.0, 10.0, True, False)),
+    ("width", (int, 1, 4096, False, False)),
+    ("noise_std", (float, 0.0, 10.0, True, False)),
+    ("step_size", (float, 0.0, 10.0, True, False)),
+    ("step_decay_gamma", (float, 0.0, 10.0, False, False)),
+    ("frozen_alpha", (float, 0.0, 1.0, True, False)),
+    ("burn_in", (int, 0, 10_000_000, False, False)),
+    ("thin", (int, 1, 10_000_000, False, False)),
+    ("weight_decay", (float, 0.0, 1e6, False, False)),
+    ("stop_iter", (int, 1, 10_000_000, False, False)),
+    ("reg_noise_std", (float, 0.0, 10.0, False, False)),
+    ("log_every", (int, 1, 10_000_000, False, False)),
+    ("checkpoint_every", (int, 0, 10_000_000, False, False)),
+    ("seed", (int, 0, MAX_SEED, False, False)),
+    ("threads", (int, 1, MAX_THREADS, False, False)),
+)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Validation at the door: ranges, the device, SGLD's burn-in, the output folder."""
+    check_ranges(args, RANGES)
+    check_device(getattr(args, "device", None))
+    iters, burn_in = args.iters, getattr(args, "burn_in", None)
+    if args.method in ("sgld", "noisy-adam") and burn_in is not None and burn_in >= iters:
+        raise GpdipError(f"argument --burn-in {burn_in}: expected fewer than --iters {iters} "
+                         f"steps, so that {args.method} keeps samples after the burn-in")
+    stop_iter = getattr(args, "stop_iter", None)
+    if stop_iter is not None and stop_iter > iters:
+        raise GpdipError(f"argument --stop-iter {stop_iter}: expected 1 ≤ stop-iter ≤ "
+                         f"--iters {iters}")
+
+
+def _load_problem(args: argparse.Namespace):
+    """(observed, mask, truth): observed (C, H, W), mask (1, H, W) bool or None, truth
+    (C, H, W) converted to the observed image's channel count, all float32."""
+    from gpdip.io.images import load_image, load_mask
+
+    y = load_image(args.image)
+    shape = (int(y.shape[1]), int(y.shape[2]))
+    mask = load_mask(args.mask, shape)[None] if args.mask else None
+    truth = load_image(args.truth, grey=y.shape[0] == 1) if args.truth else None
+    if truth is not None and truth.shape != y.shape:
+        raise GpdipError(f"--truth '{args.truth}' has shape {tuple(truth.shape)} (C, H, W); "
+                         f"expected {tuple(y.shape)} as the image '{args.image}'")
+    return y.float(), mask, None if truth is None else truth.float()
+
+
 def run_dip(args: argparse.Namespace) -> int:
     """Load, build, train, write images, curves and summary.json to ``--out``."""
     import torch
 
-    from gpdip.dip import Problem, fit, load_image, load_mask, make_network, psnr, save_image
-    from gpdip.experiments.plots import plot_curves
+    from gpdip.io.rundir import locked
 
+    check_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = _config(args)
-    y = load_image(args.image)
-    mask = (
-        load_mask(args.mask, (int(y.shape[1]), int(y.shape[2])), image_name=f"image '{args.image}'")
-        if args.mask
-        else None
-    )
-    truth = load_image(args.truth, grayscale=y.shape[0] == 1) if args.truth else None
+    y, mask, truth = _load_problem(args)
+    with locked(args.out) as out:  # one process per folder, from training to the last file
+        return _train_and_write(args, cfg, y, mask, truth, out)
+
+
+def _train_and_write(args, cfg, y, mask, truth, out: Path) -> int:
+    import torch
+
+    from gpdip.dip import Problem, fit, make_network
+    from gpdip.experiments.plots import plot_curves
+    from gpdip.io.atomic import save_json, save_torch
+    from gpdip.io.images import psnr, save_image
+
     net, x = make_network(
         args.arch,
         (int(y.shape[1]), int(y.shape[2])),
@@ -102,30 +160,17 @@ def run_dip(args: argparse.Namespace) -> int:
         input_kind=args.input,
         generator=torch.Generator().manual_seed(args.seed),
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    res = fit(
-        net,
-        x,
-        Problem(y, mask, truth),
-        cfg,
-        out_dir=out,
-        device=args.device,
-        progress=not args.no_progress,
-    )
-    save_image(res.final, out / "final.png")
+    res = fit(net, x, Problem(y, mask, truth), cfg, out_dir=out, device=args.device,
+              progress=not args.no_progress)
+    save_image(out / "final.png", res.final)
     for name in ("mean", "best", "stop"):
         if getattr(res, name) is not None:
-            save_image(getattr(res, name), out / f"{name}.png")
+            save_image(out / f"{name}.png", getattr(res, name))
     if res.std is not None:
-        save_image(res.std / max(float(res.std.max()), 1e-12), out / "std.png")
-        torch.save(res.std, out / "std.pt")
-    plot_curves(
-        {args.method: res.history},
-        out / "curves.png",
-        sigma=res.sigma,
-        title=f"{args.arch} {args.method}",
-    )
+        save_image(out / "std.png", res.std / max(float(res.std.max()), 1e-12))
+        save_torch(out / "std.pt", res.std)
+    plot_curves({args.method: res.history}, out / "curves.png", sigma=res.sigma,
+                title=f"{args.arch} {args.method}")
     summary = {
         "method": args.method,
         "iterations": res.iterations,
@@ -136,14 +181,9 @@ def run_dip(args: argparse.Namespace) -> int:
         "best_psnr": res.best_psnr,
     }
     if truth is not None:
-        summary.update(
-            {
-                f"psnr_{k}": psnr(getattr(res, k), truth)
-                for k in ("final", "mean", "stop")
-                if getattr(res, k) is not None
-            }
-        )
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        summary.update({f"psnr_{k}": psnr(getattr(res, k), truth)
+                        for k in ("final", "mean", "stop") if getattr(res, k) is not None})
+    save_json(out / "summary.json", summary)
     print(json.dumps(summary))
     if res.iterations < cfg.iters and res.stop_reason is None:
         raise GpdipError(f"run stopped at {res.iterations} of {cfg.iters} iterations")

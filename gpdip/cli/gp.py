@@ -9,7 +9,12 @@ from pathlib import Path
 
 import torch
 
+from gpdip.cli.args import SEED, integer, real
 from gpdip.errors import GpdipError
+from gpdip.io.atomic import check_writable, ensure_dir, save_npy, save_text
+
+MAX_SAMPLES = 10_000
+MAX_SIZE = 2048  # a side; the circulant embedding of a larger grid would not fit in memory
 
 
 def register(subparsers) -> None:
@@ -21,26 +26,28 @@ def register(subparsers) -> None:
     p.add_argument("--candidates", default=None,
                    help="comma-separated kernels for --kernel auto (default: rbf, matern52, "
                         "unet2, conv-d2, conv-d3, conv-d3-s2, conv-d3-s6)")
-    p.add_argument("--noise", type=float, default=None, help="noise variance (learned if absent)")
-    p.add_argument("--lengthscale", type=float, default=None)
+    p.add_argument("--noise", type=real(0, 1e6), default=None,
+                   help="noise variance > 0 (learned if absent)")
+    p.add_argument("--lengthscale", type=real(0, 1e6), default=None, help="> 0 (pixels)")
     p.add_argument("--backend", default="auto", choices=("auto", "dense", "gpytorch", "grid"))
-    p.add_argument("--tol", type=float, default=1e-6, help="CG relative residual")
+    p.add_argument("--tol", type=real(0, 1, hi_open=True), default=1e-6,
+                   help="CG relative residual, in (0, 1)")
     p.add_argument("--out", required=True)
     p.add_argument("--std-out", default=None)
-    p.add_argument("--samples", type=int, default=0)
+    p.add_argument("--samples", type=integer(0, MAX_SAMPLES), default=0)
     p.add_argument("--samples-out", default=None)
     p.add_argument("--truth", default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--png-bits", type=int, default=8, choices=(8, 16), help="PNG output depth")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_inpaint)
 
     s = subparsers.add_parser("sample", help="exact prior samples of an architecture's GP")
     s.add_argument("arch", help="architecture, rbf or matern52")
-    s.add_argument("--size", type=int, required=True)
-    s.add_argument("--n", type=int, default=4)
-    s.add_argument("--lengthscale", type=float, default=3.0)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--size", type=integer(1, MAX_SIZE), required=True)
+    s.add_argument("--n", type=integer(1, MAX_SAMPLES), default=4)
+    s.add_argument("--lengthscale", type=real(0, 1e6), default=3.0, help="> 0 (pixels)")
+    s.add_argument("--seed", type=SEED, default=0)
     s.add_argument("--out", required=True, help="figure .png, or .npy for the raw samples")
     s.set_defaults(func=run_sample)
 
@@ -50,12 +57,27 @@ def register(subparsers) -> None:
 
 
 def run_inpaint(args: argparse.Namespace) -> int:
-    from gpdip.gp import inpaint, load_image, load_mask, psnr, save_array, ssim
+    from gpdip.gp import inpaint
+    from gpdip.io.images import (
+        channels_first,
+        channels_last,
+        load_image,
+        load_mask,
+        psnr,
+        save_image,
+        ssim,
+    )
 
-    image = load_image(args.image)
-    mask = load_mask(args.mask, tuple(image.shape))
-    if args.samples and not args.samples_out:
-        raise GpdipError("--samples needs --samples-out DIR")
+    _check_inpaint_outputs(args)
+    image = load_image(args.image)  # (C, H, W)
+    mask = load_mask(args.mask, (int(image.shape[1]), int(image.shape[2])))
+    if args.png_bits == 16 and image.shape[0] != 1:
+        raise GpdipError(f"--png-bits 16: image '{args.image}' has colour; a 16-bit PNG "
+                         "holds grey images only (use 8 or an .npy output)")
+    truth = load_image(args.truth) if args.truth else None
+    if truth is not None and truth.shape != image.shape:
+        raise GpdipError(f"--truth '{args.truth}' has shape {tuple(truth.shape)} (C, H, W), "
+                         f"expected {tuple(image.shape)} as the image")
     gen = torch.Generator().manual_seed(args.seed)
     kernel = args.kernel
     if args.candidates:
@@ -63,28 +85,39 @@ def run_inpaint(args: argparse.Namespace) -> int:
             raise GpdipError("--candidates is only used with --kernel auto")
         kernel = f"auto:{args.candidates}"
     t0 = time.perf_counter()
-    post = inpaint(image, mask, kernel, args.noise, args.lengthscale, args.backend,
-                   args.tol, n_samples=args.samples, std=args.std_out is not None,
+    post = inpaint(channels_last(image), mask, kernel, args.noise, args.lengthscale,
+                   args.backend, args.tol, n_samples=args.samples, std=args.std_out is not None,
                    generator=gen, progress=not args.json)
-    save_array(args.out, post.mean, args.png_bits)
+    mean = channels_first(post.mean)
+    save_image(args.out, mean, args.png_bits)
     if args.std_out and post.std is not None:
-        save_array(args.std_out, post.std, args.png_bits)
+        save_image(args.std_out, channels_first(post.std), args.png_bits)
     if args.samples and post.samples is not None:
         for i, smp in enumerate(post.samples[: args.samples]):  # std may have drawn more
-            save_array(Path(args.samples_out) / f"sample_{i:03d}.png", smp)
+            save_image(Path(args.samples_out) / f"sample_{i:03d}.png", channels_first(smp))
     report = _report(post.info, time.perf_counter() - t0)
     if isinstance(post.info.get("hyper"), dict) and "candidates" in post.info["hyper"]:
         report["auto_candidates"] = {c["kernel"]: c["log_marginal_likelihood"]
                                      for c in post.info["hyper"]["candidates"]}
-    if args.truth:
-        truth = load_image(args.truth)
-        if truth.shape != image.shape:
-            raise GpdipError(f"--truth '{args.truth}' has shape {tuple(truth.shape)}, "
-                             f"expected {tuple(image.shape)}")
-        report["psnr"], report["ssim"] = psnr(post.mean, truth), ssim(post.mean, truth)
+    if truth is not None:
+        report["psnr"], report["ssim"] = psnr(mean, truth), ssim(mean, truth)
     if args.json:
         print(json.dumps(report, indent=1, default=float))
     return 0
+
+
+def _check_inpaint_outputs(args: argparse.Namespace) -> None:
+    """Every output name and folder is checked before any computation."""
+    from gpdip.io.images import check_image_suffix
+
+    if args.samples and not args.samples_out:
+        raise GpdipError("--samples needs --samples-out DIR")
+    for flag, path in (("--out", args.out), ("--std-out", args.std_out)):
+        if path is not None:
+            check_image_suffix(path)
+            check_writable(path, flag)
+    if args.samples_out:
+        ensure_dir(args.samples_out, "--samples-out folder")
 
 
 def _report(info: dict, seconds: float) -> dict:
@@ -111,12 +144,14 @@ def _table_fn(arch: str, lengthscale: float):
 
 def run_sample(args: argparse.Namespace) -> int:
     from gpdip.gp import sample_prior
-    from gpdip.gp.io import save_array
+    from gpdip.io.images import check_image_suffix
 
+    check_image_suffix(args.out)
+    check_writable(args.out, "--out")
     gen = torch.Generator().manual_seed(args.seed)
     x = sample_prior(_table_fn(args.arch, args.lengthscale), (args.size, args.size), args.n, gen)
     if args.out.endswith(".npy"):
-        save_array(args.out, x)
+        save_npy(args.out, x.detach().cpu().numpy())  # (n, size, size)
         return 0
     _figure(args.out, [(f"sample {i}", s) for i, s in enumerate(x)], cmap="RdBu_r")
     return 0
@@ -141,23 +176,23 @@ def _figure(path: str, panels, cmap: str = "gray") -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from gpdip.gp import inpaint, load_image, psnr, ssim
-    from gpdip.gp.io import write_text_atomic
+    from gpdip.gp import inpaint
+    from gpdip.io.images import channels_last, load_image, psnr, ssim
     from gpdip.io.paths import packaged_asset
 
-    truth = load_image(packaged_asset("house128.png"))
+    out = ensure_dir(args.out_dir, "--out-dir")
+    truth = channels_last(load_image(packaged_asset("house128.png")))  # (H, W) grey
     gen = torch.Generator().manual_seed(0)
     mask = torch.rand(truth.shape, generator=gen) < 0.5
     kernel = "unet2"
     t0 = time.perf_counter()
     post = inpaint(truth * mask, mask, kernel, backend="grid", std=True, n_samples=16,
                    generator=gen, progress=True)
-    out = Path(args.out_dir)
     report = _report(post.info, time.perf_counter() - t0)
     report.update(kernel=kernel, psnr=psnr(post.mean, truth), ssim=ssim(post.mean, truth))
     _figure(str(out / "demo.png"), [("input (50% observed)", truth * mask),
                                     ("posterior mean", post.mean.clamp(0, 1)),
                                     ("posterior std", post.std), ("truth", truth)])
-    write_text_atomic(out / "demo.json", json.dumps(report, indent=1, default=float))
+    save_text(out / "demo.json", json.dumps(report, indent=1, default=float))
     print(json.dumps(report, indent=1, default=float))
     return 0

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
+from gpdip.cli.args import SEED, integer, parse_number
 from gpdip.errors import GpdipError
-from gpdip.io.atomic import save_npy
+from gpdip.io.atomic import check_writable, save_npy
+
+MAX_SIZE = 2048  # S: tables of (2S-1)^dims entries
 
 _SETTABLE = {"input.sigma": "sigma", "input.variance": "variance"}
 
@@ -23,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("arch", help="catalog name (see --list) or path to a TOML file")
-    p.add_argument("--size", type=int, default=32, help="S: the table covers offsets |r| < S")
+    p.add_argument("--size", type=integer(1, MAX_SIZE), default=32,
+                   help="S: the table covers offsets |r| < S")
     p.add_argument("--dims", type=int, choices=(1, 2), default=2)
     p.add_argument("--kind", choices=("nngp", "ntk"), default="nngp",
                    help="nngp: the output covariance (default); ntk: the neural tangent kernel "
@@ -35,10 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"override a value ({', '.join(_SETTABLE)})")
     p.add_argument("--empirical", action="store_true",
                    help="Monte Carlo estimate from sampled finite networks instead")
-    p.add_argument("--width", type=int, default=256, help="widest layer of the sampled networks")
-    p.add_argument("--samples", type=int, default=200, help="number of sampled networks")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-entries", type=int, default=None,
+    p.add_argument("--width", type=integer(1, 65536), default=256,
+                   help="widest layer of the sampled networks")
+    p.add_argument("--samples", type=integer(2, 1_000_000), default=200,
+                   help="number of sampled networks")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--max-entries", type=integer(1, 10**12), default=None,
                    help="largest phase table allowed (cyclostationary kernels)")
     p.set_defaults(func=run)
 
@@ -51,9 +58,12 @@ def _apply_sets(arch, sets: list[str]):
             raise GpdipError(f"--set: expected KEY=VALUE with KEY in {', '.join(_SETTABLE)}, "
                              f"got {item!r}")
         try:
-            changes[_SETTABLE[key]] = float(value)
+            number = parse_number(value)
         except ValueError:
-            raise GpdipError(f"--set {key}: expected a number, got {value!r}") from None
+            number = float("nan")
+        if not math.isfinite(number) or number < 0:
+            raise GpdipError(f"--set {key}: expected a finite number ≥ 0, got {value!r}")
+        changes[_SETTABLE[key]] = number
     return arch.with_input(**changes) if changes else arch
 
 
@@ -62,10 +72,13 @@ def run(args: argparse.Namespace) -> int:
     from gpdip.arch.parse import load_architecture
     from gpdip.limit.compiler import compile_kernel
 
-    if args.size < 1:
-        raise GpdipError(f"--size: expected a positive integer, got {args.size}")
     if args.out is None and args.plot is None and not args.json:
         raise GpdipError("nothing to do: give --out K.npy, --plot K.png or --json")
+    for flag, path, suffix in (("--out", args.out, ".npy"), ("--plot", args.plot, ".png")):
+        if path is not None:
+            if path.suffix.lower() != suffix:
+                raise GpdipError(f"{flag} '{path}': expected a {suffix} file name")
+            check_writable(path, flag)
     arch = _apply_sets(load_architecture(args.arch), args.set)
     start = time.perf_counter()
     summary: dict[str, object] = {"arch": arch.name or str(args.arch), "size": args.size,
@@ -74,8 +87,6 @@ def run(args: argparse.Namespace) -> int:
     if args.empirical:
         from gpdip.finite.montecarlo import estimate_kernel, relative_error
 
-        if args.width < 1 or args.samples < 2:
-            raise GpdipError("--width must be >= 1 and --samples >= 2")
         if args.kind == "ntk":
             from gpdip.finite.empirical_ntk import estimate_ntk
 

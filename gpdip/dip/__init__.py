@@ -6,19 +6,12 @@ Public API::
     net, x = make_network("unet2", (64, 64), out_channels=1, width=64)
     result = fit(net, x, Problem(noisy, mask, truth), DIPConfig.build(method="sgld", iters=3000))
     result.mean, result.std   # posterior mean and per-pixel std, (C, H, W)
+
+Images are read and scored with :mod:`gpdip.io` (``load_image``, ``load_mask``, ``psnr``).
 """
 
 from gpdip.dip.config import DIPConfig
-from gpdip.dip.images import (
-    add_noise,
-    bernoulli_mask,
-    center_crop,
-    estimate_noise_std,
-    load_image,
-    load_mask,
-    psnr,
-    save_image,
-)
+from gpdip.dip.images import add_noise, bernoulli_mask, estimate_noise_std, resize
 from gpdip.dip.nets import TINY, TinyEncoderDecoder, check_output_size, make_network, uniform_input
 from gpdip.dip.schemes import Scheme, SchemeOptions, get_scheme, register, scheme_names
 from gpdip.dip.schemes.sgld import sgld_step_size
@@ -38,19 +31,15 @@ __all__ = [
     "Welford",
     "add_noise",
     "bernoulli_mask",
-    "center_crop",
     "check_output_size",
     "default_device",
     "estimate_noise_std",
     "fit",
     "get_scheme",
-    "load_image",
-    "load_mask",
     "make_network",
     "perturb_noisy_adam",
-    "psnr",
     "register",
-    "save_image",
+    "resize",
     "scheme_names",
     "sgld_step_size",
     "uniform_input",

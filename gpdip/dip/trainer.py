@@ -26,10 +26,13 @@ import torch
 from torch import nn
 
 from gpdip.dip.config import DIPConfig
-from gpdip.dip.images import check_mask, estimate_noise_std, psnr
-from gpdip.dip.io import JsonlLog, atomic_torch_save, load_checkpoint
+from gpdip.dip.images import check_mask, estimate_noise_std
+from gpdip.dip.io import JsonlLog, load_checkpoint
 from gpdip.dip.schemes import Scheme, get_scheme
 from gpdip.errors import GpdipError
+from gpdip.io.atomic import save_torch
+from gpdip.io.images import psnr
+from gpdip.io.rundir import check_inputs, fingerprint, locked
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
@@ -210,14 +213,22 @@ def fit(
     With ``out_dir``: log records every ``log_every`` steps go to
     ``out_dir/log.jsonl``; checkpoints every ``checkpoint_every`` steps to
     ``out_dir/checkpoint.pt`` (atomic), and a run finds and resumes its
-    checkpoint when ``resume`` is true.  ``callback(t, record_or_None)`` is
-    called after every step (tests use it to simulate interruptions).
+    checkpoint when ``resume`` is true.  The folder is locked while the run writes, and a
+    checkpoint of other inputs (image, mask, truth, network, configuration: fingerprints
+    in ``out_dir/inputs.json``) is refused instead of resumed (:mod:`gpdip.io.rundir`).
+    ``callback(t, record_or_None)`` is called after every step (tests use it to simulate
+    interruptions).
     """
     from gpdip.dip.nets import check_output_size
 
     cfg = config.validate()
     prob = problem.validated()
     dev = torch.device(device) if device is not None else default_device()
+    # the architecture: module tree, parameter shapes, input shape (not the initial values:
+    # a resumed run takes every value from its checkpoint)
+    net_fingerprint = fingerprint(
+        repr(net), {k: (tuple(v.shape), str(v.dtype)) for k, v in net.state_dict().items()},
+        tuple(net_input.shape))
     run = _Run(net, net_input, prob, cfg, dev)
     check_output_size(
         run.net,
@@ -225,14 +236,32 @@ def fit(
         tuple(prob.observed.shape),
         str(getattr(net, "arch_name", "network")),
     )
-    out_dir = Path(out_dir) if out_dir is not None else None
+    if out_dir is None:
+        _train(run, None, resume, progress, callback)
+        return _result(run)
+    out_dir = Path(out_dir)
+    with locked(out_dir):
+        resuming = resume and (out_dir / CHECKPOINT).exists()
+        check_inputs(out_dir, _inputs(run, prob, net_fingerprint), resuming=resuming)
+        _train(run, out_dir, resume, progress, callback)
+    return _result(run)
+
+
+def _inputs(run: _Run, prob: Problem, network: str) -> dict[str, str | None]:
+    """Fingerprints of everything a resumed run must share with the checkpoint's run."""
+    return {"observed": fingerprint(prob.observed), "mask": fingerprint(prob.mask),
+            "truth": None if prob.truth is None else fingerprint(prob.truth),
+            "network": network, "config": fingerprint(run.cfg.to_dict())}
+
+
+def _train(run: _Run, out_dir: Path | None, resume: bool, progress: bool,
+           callback: Callable[[int, dict[str, Any] | None], None] | None) -> None:
     log = JsonlLog(out_dir / LOG if out_dir else None)
     try:
         _maybe_resume(run, out_dir, log, resume)
         _loop(run, log, out_dir, progress, callback)
     finally:
         log.close()
-    return _result(run)
 
 
 def _maybe_resume(run: _Run, out_dir: Path | None, log: JsonlLog, resume: bool) -> None:
@@ -282,7 +311,7 @@ def _loop(
             bar.update(1)
             run.elapsed = time.perf_counter() - start
             if out_dir and cfg.checkpoint_every and run.t % cfg.checkpoint_every == 0:
-                atomic_torch_save(run.state_dict(log.offset()), out_dir / CHECKPOINT)
+                save_torch(out_dir / CHECKPOINT, run.state_dict(log.offset()))
             if callback is not None:
                 callback(run.t, rec)
             if run.stop_reason is not None:

@@ -22,11 +22,13 @@ from pathlib import Path
 import torch
 
 from gpdip.dip.config import DIPConfig
-from gpdip.dip.images import add_noise, center_crop, load_image, psnr, resize, save_image
-from gpdip.dip.io import atomic_write_text, read_jsonl
+from gpdip.dip.images import add_noise, resize
+from gpdip.dip.io import read_jsonl
 from gpdip.dip.nets import make_network
 from gpdip.dip.trainer import Problem, fit
 from gpdip.experiments.plots import plot_curves
+from gpdip.io.atomic import ensure_dir, save_json, save_text
+from gpdip.io.images import center_crop, load_image, psnr, save_image
 
 
 def _target(path: str, size: int) -> torch.Tensor:
@@ -63,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     truth = _target(a.image, a.size)
     noisy = add_noise(truth, sigma, torch.Generator().manual_seed(0))
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     args = argv if argv is not None else sys.argv[1:]
     cmd = "python -m gpdip.experiments.early_stopping " + " ".join(args)
     for m in [] if a.report else a.methods:
@@ -102,25 +104,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             "iters": a.iters,
             "command": cmd,
         }
-        save_image(r.estimate, out / f"{m}.png")
-        (out / m / "row.json").write_text(json.dumps(row))
+        save_image(out / f"{m}.png", r.estimate)
+        save_json(out / m / "row.json", row)
         print(json.dumps(row), flush=True)
     rows, hist = [], {}
     for d in sorted(out.glob("*/row.json")):
         rows.append(json.loads(d.read_text()))
         hist[rows[-1]["method"]] = read_jsonl(d.parent / "log.jsonl")
-    save_image(truth, out / "clean.png")
-    save_image(noisy, out / "noisy.png")
+    save_image(out / "clean.png", truth)
+    save_image(out / "noisy.png", noisy)
     plot_curves(
         hist,
         out / "curves.png",
         sigma=sigma,
         title=f"{a.arch} w={a.width}, {a.size}×{a.size} denoising σ=25/255",
     )
-    (out / "results.json").write_text(
-        json.dumps({"args": vars(a), "rows": rows, "histories": hist}, indent=1)
-    )
-    atomic_write_text(_table(rows, sigma, a), out / "table.md")
+    save_json(out / "results.json", {"args": vars(a), "rows": rows, "histories": hist})
+    save_text(out / "table.md", _table(rows, sigma, a))
     return 0
 
 

@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gpdip.io.atomic import save_figure
+
 
 def _plt():
     import matplotlib
@@ -43,8 +45,7 @@ def plot_curves(
     a.legend(fontsize=7)
     b.legend(fontsize=7)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    save_figure(path, fig, dpi=120)
     plt.close(fig)
 
 
@@ -97,6 +98,5 @@ def plot_sweep(
     b.set_yticks(ticks, [f"{t:g}" for t in ticks])
     b.set_ylim(lo, hi)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    save_figure(path, fig, dpi=120)
     plt.close(fig)

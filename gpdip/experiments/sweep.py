@@ -34,8 +34,11 @@ from typing import Any
 
 import torch
 
-from gpdip.dip.io import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl
+from gpdip.cli.args import integer, real
+from gpdip.dip.io import append_jsonl, read_jsonl
 from gpdip.errors import GpdipError
+from gpdip.io.atomic import load_torch, save_text, save_torch
+from gpdip.io.rundir import check_inputs, locked
 
 WIDTHS = (16, 32, 64, 128, 256, 512)
 RESULTS = "results.jsonl"
@@ -67,12 +70,13 @@ class SweepTask:
 
 def load_target(image: str, size: int) -> torch.Tensor:
     """(C, size, size) clean image: the packaged house (grayscale) or a centre crop."""
-    from gpdip.dip.images import center_crop, load_image, resize
+    from gpdip.dip.images import resize
+    from gpdip.io.images import center_crop, load_image
     from gpdip.io.paths import packaged_asset
 
     if image == "house":
-        return resize(load_image(packaged_asset("house128.png")), size)
-    return center_crop(load_image(image), size)
+        return resize(load_image(packaged_asset("house128.png")).float(), size)
+    return center_crop(load_image(image).float(), size)
 
 
 def _gp_means(task: SweepTask, truth: torch.Tensor, mask: torch.Tensor) -> dict[str, Any]:
@@ -80,23 +84,27 @@ def _gp_means(task: SweepTask, truth: torch.Tensor, mask: torch.Tensor) -> dict[
     from gpdip.experiments.gp_dense import dip_kernel_posterior_mean, rbf_posterior_mean
 
     tag = "" if task.noise_var is None else f"-nv{task.noise_var:g}"
-    path = Path(task.out) / "gp_cache" / f"{task.arch}-{task.size}-{task.seed}{tag}.pt"
+    # under --out whatever --arch is (a path's name only; the folder's inputs.json pins
+    # which file that name stands for)
+    arch = Path(task.arch).name.removesuffix(".toml")
+    path = Path(task.out) / "gp_cache" / f"{arch}-{task.size}-{task.seed}{tag}.pt"
     if path.exists():
-        return torch.load(path, weights_only=False)
+        return load_torch(path, "GP cache")
     obs = truth * mask
     gp = dip_kernel_posterior_mean(task.arch, obs, mask, noise_var=task.noise_var)
     rbf, fit = rbf_posterior_mean(obs, mask)
     cache = {"gp": gp, "rbf": rbf, "rbf_fit": asdict(fit)}
-    atomic_torch_save(cache, path)
+    save_torch(path, cache)
     return cache
 
 
 def run_task(task: SweepTask, threads: int = 1) -> dict[str, Any]:
     """Train one DIP and compare it with the GP means; returns the result row."""
     from gpdip.dip.config import DIPConfig
-    from gpdip.dip.images import bernoulli_mask, psnr
+    from gpdip.dip.images import bernoulli_mask
     from gpdip.dip.nets import make_network
     from gpdip.dip.trainer import Problem, fit
+    from gpdip.io.images import psnr
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
@@ -357,37 +365,38 @@ def summarize(rows: Sequence[dict[str, Any]], out: Path, widths_requested: Seque
     if rows:
         plot_sweep(rows, out / "sweep_psnr_vs_channels.png",
                    group=lambda r: config_label(_config(r)))
-    atomic_write_text(text, out / "sweep_table.md")
+    save_text(out / "sweep_table.md", text)
     return text
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p = parser or argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--arch", default="unet2")
-    p.add_argument("--widths", type=int, nargs="+", default=list(WIDTHS))
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--iters", type=int, default=1500)
-    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--widths", type=integer(1, 4096), nargs="+", default=list(WIDTHS))
+    p.add_argument("--seeds", type=integer(0, 2**31 - 1), nargs="+", default=[0, 1, 2])
+    p.add_argument("--size", type=integer(4, 1024), default=64)
+    p.add_argument("--iters", type=integer(1, 10_000_000), default=1500)
+    p.add_argument("--lr", type=real(0, 10), default=0.01)
     p.add_argument(
         "--lr-ref-width",
-        type=int,
+        type=integer(1, 4096),
         default=None,
         help="scale the lr as lr·REF/width (a stable per-weight step falls ∝ 1/width)",
     )
     p.add_argument("--method", choices=("adam", "sgld", "readout"), default="adam")
     p.add_argument(
         "--noise-var",
-        type=float,
+        type=real(0, 1e6),
         default=None,
         help="GP noise variance = the sgld/readout likelihood σ² (default: 1e-6·K(0) nugget)",
     )
-    p.add_argument("--drop", type=float, default=0.5)
+    p.add_argument("--drop", type=real(0, 1, lo_open=False, hi_open=True), default=0.5,
+                   help="probability of dropping a pixel, in [0, 1)")
     p.add_argument("--image", default="house", help="'house' (packaged) or an image path")
     p.add_argument("--out", default="results/dip/sweep")
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--dask-address", default=None)
-    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--jobs", type=integer(1, 256), default=2)
     p.add_argument(
         "--report",
         action="store_true",
@@ -405,8 +414,40 @@ def main(argv: Sequence[str] | None = None, args: argparse.Namespace | None = No
     args = args or build_parser().parse_args(argv)
     if args.smoke:
         args.widths, args.seeds, args.size, args.iters = [8, 16], [0], 32, 30
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if args.method in ("sgld",) and args.iters < 2:
+        raise GpdipError(f"argument --iters {args.iters}: sgld needs ≥ 2 (burn-in iters // 2)")
+    with locked(args.out) as out:  # one sweep per folder: no duplicated rows
+        if not args.report:
+            check_inputs(out, sweep_inputs(args), resuming=(out / RESULTS).exists())
+        return _run_sweep(args, out)
+
+
+def sweep_inputs(args: argparse.Namespace) -> dict[str, str]:
+    """Fingerprints a resumed sweep must share with its rows: the image's bytes, the drop
+    rate, and the architecture file behind the ``--arch`` name."""
+    from gpdip.io.paths import packaged_asset
+    from gpdip.io.rundir import file_fingerprint, fingerprint
+
+    image = packaged_asset("house128.png") if args.image == "house" else Path(args.image)
+    if not image.is_file():
+        raise GpdipError(f"argument --image '{args.image}': not a file (or 'house')")
+    return {"image": file_fingerprint(image), "drop": fingerprint(args.drop),
+            f"arch {args.arch}": _arch_fingerprint(args.arch)}
+
+
+def _arch_fingerprint(arch: str) -> str:
+    from gpdip.arch.catalog import catalog_path
+    from gpdip.io.rundir import file_fingerprint, fingerprint
+
+    if Path(arch).is_file():
+        return file_fingerprint(arch)
+    try:
+        return file_fingerprint(catalog_path(arch))
+    except GpdipError:
+        return fingerprint(arch)  # a built-in network such as 'dip-tiny'
+
+
+def _run_sweep(args: argparse.Namespace, out: Path) -> int:
     tasks = [
         SweepTask(
             args.arch,

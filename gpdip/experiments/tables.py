@@ -28,11 +28,13 @@ from typing import Any
 import torch
 
 from gpdip.dip.config import DIPConfig
-from gpdip.dip.images import add_noise, bernoulli_mask, center_crop, load_image, psnr, save_image
+from gpdip.dip.images import add_noise, bernoulli_mask
 from gpdip.dip.nets import make_network
 from gpdip.dip.trainer import DIPResult, Problem, fit
 from gpdip.errors import GpdipError
 from gpdip.experiments.paper_tables import PAPER, ROWS
+from gpdip.io.atomic import save_torch
+from gpdip.io.images import center_crop, load_image, psnr, save_image
 from gpdip.io.paths import shared_data_dir
 
 SIGMA = 25 / 255  # Table 1's noise level
@@ -120,7 +122,7 @@ def load_problem(table: str, image: str, cfg: TableConfig, seed: int) -> Problem
     assert data is not None  # required=True raises instead
     folder = data / table
     path = folder / f"{image}.png"
-    truth = load_image(path, grayscale=table == "inpainting")
+    truth = load_image(path, grey=table == "inpainting").float()
     if cfg.crop is not None:
         truth = center_crop(truth, cfg.crop)
     gen = torch.Generator().manual_seed(seed)
@@ -173,9 +175,9 @@ def fit_scheme(cfg: TableConfig, table: str, method: str, prob: Problem, folder:
 def _dip_scores(task: TableTask, cfg: TableConfig, prob: Problem, folder: Path):
     res = fit_scheme(cfg, task.table, task.run, prob, folder, task.seed)
     assert prob.truth is not None
-    save_image(res.estimate.clamp(0, 1), folder / "estimate.png")
+    save_image(folder / "estimate.png", res.estimate)
     if res.std is not None:
-        torch.save(res.std, folder / "std.pt")
+        save_torch(folder / "std.pt", res.std)
     scores: dict[str, float | None]
     best_avg = max((h for h in res.history if "psnr_avg" in h), key=lambda h: h["psnr_avg"],
                    default=None)  # the averaged output's best logged point (SGD runs)

@@ -4,6 +4,8 @@ Public API::
 
     from gpdip.gp import inpaint, sample_prior, GridKernelOperator, DIPKernel, RBFTable
 
+Images are read and scored with :mod:`gpdip.io` (``load_image`` gives ``(C, H, W)``;
+:func:`gpdip.io.channels_last` turns it into the ``(H, W)`` / ``(H, W, C)`` layout used here).
 Names are imported on first use (PEP 562), so ``import gpdip.gp`` costs nothing beyond
 ``gpdip``: the grid/FFT path (``grid_posterior``, ``sample_prior``, the operators) never
 imports gpytorch, and gpytorch (with pykeops, which gpytorch imports) loads only with
@@ -17,6 +19,8 @@ import sys
 import types
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+from gpdip.errors import GpdipWarning
 
 # gpytorch imports pykeops, whose import prints a CUDA banner on stdout on machines
 # without CUDA.  Silence it unless the user asked for KeOps' messages (KEOPS_VERBOSE=1).
@@ -35,12 +39,6 @@ _EXPORTS: dict[str, str] = {
     "select_kernel": "hyper",
     "gpytorch_posterior": "inpaint",
     "inpaint": "inpaint",
-    "GpdipWarning": "io",
-    "load_image": "io",
-    "load_mask": "io",
-    "psnr": "io",
-    "save_array": "io",
-    "ssim": "io",
     "keops_available": "keops",
     "kernel_matmul": "keops",
     "scattered_posterior_mean": "keops",
@@ -83,17 +81,12 @@ __all__ = [
     "interpolate_table",
     "keops_available",
     "kernel_matmul",
-    "load_image",
-    "load_mask",
     "make_kernel",
-    "psnr",
     "sample_prior",
     "sample_prior_dense",
-    "save_array",
     "scattered_posterior_mean",
     "select_kernel",
     "split_scale",
-    "ssim",
     "table_from_offsets",
 ]
 
@@ -102,7 +95,6 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from gpdip.gp.grid import dense_from_table, table_from_offsets
     from gpdip.gp.hyper import fit_hyperparameters, make_kernel, select_kernel
     from gpdip.gp.inpaint import gpytorch_posterior, inpaint
-    from gpdip.gp.io import GpdipWarning, load_image, load_mask, psnr, save_array, ssim
     from gpdip.gp.keops import keops_available, kernel_matmul, scattered_posterior_mean
     from gpdip.gp.kernels import (
         DIPKernel,

@@ -17,10 +17,9 @@ import gpytorch
 import torch
 from torch import Tensor
 
-from gpdip.errors import GpdipError
+from gpdip.errors import GpdipError, GpdipWarning
 from gpdip.gp.grid import grid_coordinates
 from gpdip.gp.hyper import fit_hyperparameters, make_kernel, select_kernel
-from gpdip.gp.io import GpdipWarning
 from gpdip.gp.kernels import TableKernel
 from gpdip.gp.posterior import Posterior, dense_posterior, grid_posterior
 

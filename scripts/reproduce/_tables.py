@@ -8,6 +8,7 @@ from pathlib import Path
 
 from _common import RESULTS, provenance
 
+from gpdip.cli.args import integer
 from gpdip.dip.io import read_jsonl
 from gpdip.errors import GpdipError
 from gpdip.experiments.sweep import execute
@@ -22,6 +23,7 @@ from gpdip.experiments.tables import (
     task_key,
 )
 from gpdip.io.atomic import save_json, save_text
+from gpdip.io.rundir import locked
 
 
 def run(table: str, name: str, description: str) -> None:
@@ -39,7 +41,7 @@ def _run(table: str, name: str, description: str) -> None:
     p.add_argument("--images", nargs="+", default=None, help="a subset (file stems)")
     p.add_argument("--runs", nargs="+", default=[*DIP_RUNS, *GP_RUNS],
                    choices=[*DIP_RUNS, *GP_RUNS])
-    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--jobs", type=integer(1, 256), default=2)
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--dask-address", default=None)
     p.add_argument("--report", action="store_true", help="run nothing; rebuild the table")
@@ -50,7 +52,11 @@ def _run(table: str, name: str, description: str) -> None:
         args.config = "smoke"
     started = time.time()
     folder = RESULTS / name / args.config if args.out is None else Path(args.out)
-    folder.mkdir(parents=True, exist_ok=True)
+    with locked(folder):  # one driver per folder: rows are never duplicated
+        _run_locked(table, args, folder, started)
+
+
+def _run_locked(table: str, args: argparse.Namespace, folder: Path, started: float) -> None:
     results = folder / "results.jsonl"
     tasks = table_tasks(table, args.config, folder, args.runs, args.images)
     if args.smoke and args.images is None:

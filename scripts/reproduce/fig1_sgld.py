@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import finish, output_dir, parser
 
 from gpdip.dip import DIPConfig, Problem, fit, make_network
-from gpdip.dip.images import add_noise, load_image, psnr, resize
+from gpdip.dip.images import add_noise, resize
 from gpdip.errors import GpdipError
 from gpdip.io.atomic import save_figure
+from gpdip.io.images import load_image, load_mask, psnr
 from gpdip.io.paths import packaged_asset, shared_data_dir
 
 SIGMAS = (10, 25, 50)  # /255
@@ -52,12 +53,12 @@ def inpainting_problem(smoke: bool) -> tuple[Problem, str]:
     data = shared_data_dir()
     factor = 16 if smoke else 8
     if data is not None and (data / "library_mask.png").exists():
-        img = load_image(data / "library.png")
-        keep = load_image(data / "library_mask.png", grayscale=True) > 0.5
+        img = load_image(data / "library.png").float()
+        keep = load_mask(data / "library_mask.png", tuple(img.shape[1:]))[None]
         img = F.avg_pool2d(img[None], factor)[0]
         mask = -F.max_pool2d(-keep[None].float(), factor)[0] > 0.5  # min-pool
         return Problem(img * mask, mask, img), "library"
-    img = resize(load_image(packaged_asset("house128.png")), 16 if smoke else 64)
+    img = resize(load_image(packaged_asset("house128.png")).float(), 16 if smoke else 64)
     mask = torch.ones_like(img, dtype=torch.bool)
     side = img.shape[-1]
     mask[:, side // 3: side // 2, side // 3: 2 * side // 3] = False
@@ -77,7 +78,7 @@ def main() -> None:
     torch.set_num_threads(1)
     started = time.time()
     folder = output_dir("fig1", args)
-    clean = resize(load_image(packaged_asset("house128.png")), 16 if args.smoke else 64)
+    clean = resize(load_image(packaged_asset("house128.png")).float(), 16 if args.smoke else 64)
     hist, rows = {}, []
     for s in SIGMAS:
         noisy = add_noise(clean, s / 255, torch.Generator().manual_seed(s))

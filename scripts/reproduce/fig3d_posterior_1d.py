@@ -30,8 +30,9 @@ from _common import finish, output_dir, parser
 
 from gpdip import compile_kernel, load_architecture
 from gpdip.dip.signal1d import pool_chains, sgld_posterior_1d
-from gpdip.gp import dense_posterior, load_image
+from gpdip.gp import dense_posterior
 from gpdip.io.atomic import save_figure
+from gpdip.io.images import channels_last, load_image
 from gpdip.io.paths import packaged_asset
 
 CONFIGS = [("conv-d1", 2.0), ("conv-d4", 15.0)]
@@ -61,7 +62,7 @@ def main() -> None:
     torch.set_num_threads(1)
     started = time.time()
     folder = output_dir("fig3d", args)
-    image = load_image(packaged_asset("house128.png"))
+    image = channels_last(load_image(packaged_asset("house128.png")))  # (H, W)
     signal = image[image.shape[0] // 2].double()
     n = signal.numel()
     mask = torch.rand(n, generator=torch.Generator().manual_seed(args.seed)) < 0.1

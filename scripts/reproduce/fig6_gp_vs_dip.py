@@ -26,8 +26,9 @@ from _common import RESULTS, finish, output_dir, parser
 
 from gpdip import compile_kernel
 from gpdip.dip.io import read_jsonl
-from gpdip.gp import DIPKernel, inpaint, load_image, psnr, ssim
+from gpdip.gp import DIPKernel, inpaint
 from gpdip.io.atomic import save_figure
+from gpdip.io.images import channels_first, channels_last, load_image, psnr, ssim
 from gpdip.io.paths import packaged_asset, shared_data_dir
 from gpdip.io.plotting import radial_profile
 
@@ -38,7 +39,8 @@ def load_64(name: str) -> torch.Tensor:
     """A 64×64 grayscale test image: the shared image downsampled (area), or the packaged one."""
     data = shared_data_dir()
     path = data / "inpainting" / f"{name}.png" if data else None
-    image = load_image(path if path and path.exists() else packaged_asset("house128.png"))
+    image = channels_last(load_image(path if path and path.exists()
+                                     else packaged_asset("house128.png")))  # (H, W[, C])
     if image.dim() == 3:
         image = image.mean(-1)
     return torch.nn.functional.adaptive_avg_pool2d(image[None, None], 64)[0, 0]
@@ -54,7 +56,8 @@ def run_image(name: str, seed: int, arch: str, learn_sigma: bool) -> dict:
         start = time.perf_counter()
         post = inpaint(clean * mask, mask, kernel=kernel, backend="dense")
         posts[label] = post
-        row[label] = {"psnr": psnr(post.mean, clean), "ssim": ssim(post.mean, clean),
+        row[label] = {"psnr": psnr(post.mean, clean),
+                      "ssim": ssim(channels_first(post.mean), channels_first(clean)),
                       "seconds": round(time.perf_counter() - start, 2),
                       "hyper": {k: v for k, v in post.info.get("hyper", {}).items()
                                 if isinstance(v, (int, float, str))}}

@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from gpdip.cli.main import main
-from gpdip.dip import DIPConfig, Problem, fit, load_mask, make_network, save_image
+from gpdip.dip import DIPConfig, Problem, fit, make_network
 from gpdip.errors import GpdipError
+from gpdip.io.images import load_mask, save_image
 
 
 def test_mask_image_mismatch(tmp_path):
-    save_image(torch.ones(1, 8, 8), tmp_path / "m.png")
+    save_image(tmp_path / "m.png", torch.ones(1, 8, 8))
     with pytest.raises(GpdipError, match=r"mask .* 8×8 .* 16×16"):
         load_mask(tmp_path / "m.png", (16, 16))
     net, x = make_network("dip-tiny", (16, 16), 1, width=4)
@@ -56,8 +57,8 @@ def test_config_out_of_range(kw, field):
 
 
 def test_cli_reports_errors(tmp_path, capsys):
-    save_image(torch.rand(1, 16, 16), tmp_path / "y.png")
-    save_image(torch.ones(1, 8, 8), tmp_path / "m.png")
+    save_image(tmp_path / "y.png", torch.rand(1, 16, 16))
+    save_image(tmp_path / "m.png", torch.ones(1, 8, 8))
     rc = main(
         [
             "dip",
@@ -83,11 +84,12 @@ def test_cli_reports_errors(tmp_path, capsys):
             str(tmp_path / "o"),
         ]
     )
-    assert rc == 2 and "lr=-1.0" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert rc == 2 and "--lr" in err and "(0, 10]" in err
 
 
 def test_cli_runs(tmp_path):
-    save_image(torch.rand(1, 16, 16), tmp_path / "y.png")
+    save_image(tmp_path / "y.png", torch.rand(1, 16, 16))
     rc = main(
         [
             "dip",

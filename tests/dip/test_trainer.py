@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from gpdip.dip import DIPConfig, Problem, add_noise, fit, make_network, psnr
+from gpdip.dip import DIPConfig, Problem, add_noise, fit, make_network
+from gpdip.io.images import psnr
 
 
 def _task(size: int = 16, seed: int = 0):

@@ -1,4 +1,4 @@
-"""Image/mask IO, bad input handling, metrics and the CLI."""
+"""GP engine: bad input handling, colour, and the inpaint/sample CLI (image IO: tests/io)."""
 
 import json
 import warnings
@@ -10,22 +10,8 @@ from PIL import Image
 
 from gpdip.cli.main import main
 from gpdip.errors import GpdipError
-from gpdip.gp import GpdipWarning, inpaint, load_image, load_mask, psnr, ssim
-
-
-def test_png_modes(tmp_path):
-    a16 = (np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000)
-    Image.fromarray(a16).save(tmp_path / "g16.png")
-    assert load_image(tmp_path / "g16.png")[2, 3].item() == pytest.approx(55000 / 65535)
-    rgba = np.zeros((3, 4, 4), np.uint8)
-    rgba[..., 0] = 255
-    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
-    with pytest.warns(GpdipWarning, match="alpha"):
-        x = load_image(tmp_path / "a.png")
-    assert x.shape == (3, 4, 3) and x[0, 0, 0] == 1.0
-    pal = Image.fromarray(np.full((3, 4), 200, np.uint8)).convert("P")
-    pal.save(tmp_path / "p.png")
-    assert load_image(tmp_path / "p.png")[0, 0, 0].item() == pytest.approx(200 / 255)
+from gpdip.gp import GpdipWarning, inpaint
+from gpdip.io.images import load_image, load_mask
 
 
 def test_bad_inputs(tmp_path):
@@ -56,13 +42,6 @@ def test_dense_too_large_names_grid():
     with pytest.raises(GpdipError, match="backend='grid'"):
         dense_posterior(torch.ones(127, 127, dtype=torch.float64), img, img > 0.5, 1e-3,
                         max_bytes=1000)
-
-
-def test_metrics():
-    x = torch.rand(32, 32, dtype=torch.float64)
-    assert ssim(x, x) == pytest.approx(1.0)
-    assert psnr(x * 0 + 0.5, x * 0 + 0.6) == pytest.approx(20.0)
-    assert ssim(x, torch.rand(32, 32, dtype=torch.float64)) < 0.2
 
 
 def test_colour_inpaint(gen):

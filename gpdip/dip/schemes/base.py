@@ -213,7 +213,7 @@ class Scheme:
     def log_fields(self, run: RunState, truth: torch.Tensor | None) -> dict[str, Any]:
         """Extra log-record fields: PSNR of the EMA (``psnr_avg``) and of the posterior
         mean (``psnr_mean``) when the truth is known."""
-        from gpdip.dip.images import psnr
+        from gpdip.io.images import psnr
 
         rec: dict[str, Any] = {}
         if truth is None:
