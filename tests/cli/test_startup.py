@@ -1,0 +1,36 @@
+"""The command line starts fast: ``gpdip --help`` imports no torch; every command takes --threads."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import subprocess
+import sys
+
+from gpdip.cli.main import COMMANDS, build_parser
+
+
+def _choices(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_help_imports_no_torch():
+    code = "import sys; from gpdip.cli.main import main; main(['--help'])"
+    out = subprocess.run([sys.executable, "-c", code + "\nprint('torch' in sys.modules)"],
+                         capture_output=True, text=True, check=False)
+    # --help exits through SystemExit inside main (returned as 0), so the print runs
+    assert out.stdout.strip().endswith("False"), out.stdout + out.stderr
+
+
+def test_command_table_matches_what_modules_register():
+    for module in {m for m, _ in COMMANDS.values()}:
+        parser = argparse.ArgumentParser()
+        sub = parser.add_subparsers()
+        importlib.import_module(module).register(sub)
+        assert set(sub.choices) == {c for c, (m, _) in COMMANDS.items() if m == module}
+
+
+def test_every_command_takes_threads():
+    for name, sub in _choices(build_parser()).items():
+        assert "--threads" in sub._option_string_actions, name
