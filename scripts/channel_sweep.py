@@ -17,7 +17,7 @@ python scripts/channel_sweep.py --executor dask --dask-address tcp://host:8786
 
 import sys
 
-from gpdip.experiments.sweep import main
+from gpdip.experiments.sweep_cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

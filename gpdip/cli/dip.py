@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run_dip)
 
-    from gpdip.experiments import sweep
+    from gpdip.experiments import sweep_cli as sweep
 
     s = subparsers.add_parser(
         "dip-sweep", help="channel sweep: DIP vs GP (paper Fig. 6)", description=sweep.__doc__

@@ -29,25 +29,28 @@ from gpdip.dip.trainer import Problem, fit
 from gpdip.experiments.plots import plot_curves
 from gpdip.io.atomic import ensure_dir, save_json, save_text
 from gpdip.io.images import center_crop, load_image, psnr, save_image
+from gpdip.io.paths import packaged_asset, shared_data_dir
+
+PEPPERS = "denoising/image_Peppers512rgb.png"  # under the shared data folder
 
 
 def _target(path: str, size: int) -> torch.Tensor:
     if path == "house":  # packaged grayscale 128×128, area-resized
-        from gpdip.io.paths import packaged_asset
-
         return resize(load_image(packaged_asset("house128.png")), size)
+    if path == "peppers":
+        data = shared_data_dir(required=True)
+        assert data is not None
+        path = str(data / PEPPERS)
     img = load_image(path)
     side = min(img.shape[1:])
     return resize(center_crop(img, side // 2), size)  # central half, area-downsampled
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--image",
-        default="/work/shared/data/denoising/image_Peppers512rgb.png",
-        help="an image path (central half, area-resized) or 'house' (packaged, grayscale)",
-    )
+    p.add_argument("--image", default="peppers",
+                   help="an image path (central half, area-resized), 'peppers' (the shared "
+                        f"data's {PEPPERS}) or 'house' (packaged, grayscale)")
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--arch", default="unet2")
     p.add_argument("--width", type=int, default=32)
@@ -59,7 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--report", action="store_true", help="only rebuild table/figure")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="results/dip/early_stopping")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
     torch.set_num_threads(a.threads)
     sigma = 25 / 255
     truth = _target(a.image, a.size)
@@ -68,60 +75,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     ensure_dir(out)
     args = argv if argv is not None else sys.argv[1:]
     cmd = "python -m gpdip.experiments.early_stopping " + " ".join(args)
-    for m in [] if a.report else a.methods:
-        sampler = m == "sgld"
-        cfg = DIPConfig.build(
-            lenient=True,
-            method=m,
-            iters=a.iters,
-            lr=a.sgld_lr if sampler else a.sgd_lr,
-            preconditioner="rmsprop",
-            noise_std=sigma,
-            burn_in=int(a.iters * a.burn_in_frac),
-            thin=5,
-            log_every=25,
-            checkpoint_every=500,
-            seed=0,
-        )
-        net, x = make_network(
-            a.arch,
-            (a.size, a.size),
-            truth.shape[0],
-            width=a.width,
-            generator=torch.Generator().manual_seed(1),
-        )
-        r = fit(net, x, Problem(noisy, None, truth), cfg, out_dir=out / m, device="cpu")
-        row = {
-            "method": m,
-            "lr": cfg.lr,
-            "best_psnr": r.best_psnr,
-            "best_iter": r.best_iter,
-            "final_psnr": psnr(r.final, truth),
-            "mean_psnr": None if r.mean is None else psnr(r.mean, truth),
-            "final_mse_obs": r.history[-1]["mse_obs"],
-            "min_mse_obs": min(h["mse_obs"] for h in r.history),
-            "seconds": r.seconds,
-            "iters": a.iters,
-            "command": cmd,
-        }
-        save_image(out / f"{m}.png", r.estimate)
-        save_json(out / m / "row.json", row)
+    for method in [] if a.report else a.methods:
+        row = _run_method(a, method, truth, noisy, sigma, out)
+        save_json(out / method / "row.json", {**row, "command": cmd})
         print(json.dumps(row), flush=True)
+    _report(a, out, truth, noisy, sigma)
+    return 0
+
+
+def _run_method(a: argparse.Namespace, method: str, truth: torch.Tensor, noisy: torch.Tensor,
+                sigma: float, out: Path) -> dict:
+    """Train one method (resumable under ``out/method``); its row of the table."""
+    sampler = method == "sgld"
+    cfg = DIPConfig.build(lenient=True, method=method, iters=a.iters,
+                          lr=a.sgld_lr if sampler else a.sgd_lr, preconditioner="rmsprop",
+                          noise_std=sigma, burn_in=int(a.iters * a.burn_in_frac), thin=5,
+                          log_every=25, checkpoint_every=500, seed=0)
+    net, x = make_network(a.arch, (a.size, a.size), truth.shape[0], width=a.width,
+                          generator=torch.Generator().manual_seed(1))
+    r = fit(net, x, Problem(noisy, None, truth), cfg, out_dir=out / method, device="cpu")
+    save_image(out / f"{method}.png", r.estimate)
+    return {
+        "method": method,
+        "lr": cfg.lr,
+        "best_psnr": r.best_psnr,
+        "best_iter": r.best_iter,
+        "final_psnr": psnr(r.final, truth),
+        "mean_psnr": None if r.mean is None else psnr(r.mean, truth),
+        "final_mse_obs": r.history[-1]["mse_obs"],
+        "min_mse_obs": min(h["mse_obs"] for h in r.history),
+        "seconds": r.seconds,
+        "iters": a.iters,
+    }
+
+
+def _report(a: argparse.Namespace, out: Path, truth: torch.Tensor, noisy: torch.Tensor,
+            sigma: float) -> None:
+    """Rebuild the table, curves and results from every method's saved row and log."""
     rows, hist = [], {}
     for d in sorted(out.glob("*/row.json")):
         rows.append(json.loads(d.read_text()))
         hist[rows[-1]["method"]] = read_jsonl(d.parent / "log.jsonl")
     save_image(out / "clean.png", truth)
     save_image(out / "noisy.png", noisy)
-    plot_curves(
-        hist,
-        out / "curves.png",
-        sigma=sigma,
-        title=f"{a.arch} w={a.width}, {a.size}×{a.size} denoising σ=25/255",
-    )
+    plot_curves(hist, out / "curves.png", sigma=sigma,
+                title=f"{a.arch} w={a.width}, {a.size}×{a.size} denoising σ=25/255")
     save_json(out / "results.json", {"args": vars(a), "rows": rows, "histories": hist})
     save_text(out / "table.md", _table(rows, sigma, a))
-    return 0
 
 
 def _table(rows: list[dict], sigma: float, a: argparse.Namespace) -> str:

@@ -454,7 +454,8 @@ def test_concurrent_run_is_refused(grey16, capsys):
 
 
 def test_sweep_resume_with_other_image_or_drop(tmp_path, capsys):
-    from gpdip.experiments.sweep import RESULTS, build_parser, sweep_inputs
+    from gpdip.experiments.sweep import RESULTS
+    from gpdip.experiments.sweep_cli import build_parser, sweep_inputs
     from gpdip.io.rundir import check_inputs
 
     out = tmp_path / "sweep"

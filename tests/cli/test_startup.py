@@ -1,4 +1,4 @@
-"""The command line starts fast: ``gpdip --help`` imports no torch; every command takes --threads."""
+"""The command line starts fast: `gpdip --help` imports no torch; every command has --threads."""
 
 from __future__ import annotations
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gpdip.dip.io import read_jsonl
-from gpdip.experiments.sweep import RESULTS, SweepTask, execute, main, pending
-
-pytest.importorskip("gpdip.finite.network")
+from gpdip.experiments.sweep import RESULTS, SweepTask, execute, pending
+from gpdip.experiments.sweep_cli import main
 
 
 def _tasks(out, widths=(4,), seeds=(0,)):
