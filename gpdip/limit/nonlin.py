@@ -149,15 +149,24 @@ def piecewise_linear_quadrature(k11: float, k22: float, k12: float, negative_slo
     return float(np.sum(w * phi_u * inner))
 
 
-def erf_quadrature(k11: float, k22: float, k12: float, n: int = 120) -> float:
-    """E[erf(u) erf(v)] by tensor-product Gauss–Hermite (the integrand is smooth)."""
+def gauss_hermite_pair(fn, k11: float, k22: float, k12: float, n: int = 120) -> float:
+    """E[fn(u) fn(v)] for the zero-mean Gaussian pair, by tensor-product Gauss–Hermite.
+
+    (u, v) = L·(z1, z2) with L the Cholesky factor of [[k11, k12], [k12, k22]] and z iid
+    N(0, 1); accurate for smooth ``fn`` (numpy-vectorised).
+    """
     x, w = np.polynomial.hermite_e.hermegauss(n)
     w = w / math.sqrt(2 * math.pi)
     chol = np.linalg.cholesky(np.array([[k11, k12], [k12, k22]]) + 0.0)
     z1, z2 = np.meshgrid(x, x, indexing="ij")
     u = chol[0, 0] * z1
     v = chol[1, 0] * z1 + chol[1, 1] * z2
-    return float(np.sum(np.outer(w, w) * special.erf(u) * special.erf(v)))
+    return float(np.sum(np.outer(w, w) * fn(u) * fn(v)))
+
+
+def erf_quadrature(k11: float, k22: float, k12: float, n: int = 120) -> float:
+    """E[erf(u) erf(v)] by Gauss–Hermite (the integrand is smooth)."""
+    return gauss_hermite_pair(special.erf, k11, k22, k12, n)
 
 
 def piecewise_linear_derivative_quadrature(k11: float, k22: float, k12: float,
@@ -178,12 +187,6 @@ def piecewise_linear_derivative_quadrature(k11: float, k22: float, k12: float,
 
 
 def erf_derivative_quadrature(k11: float, k22: float, k12: float, n: int = 120) -> float:
-    """E[erf'(u) erf'(v)] by tensor-product Gauss–Hermite (the integrand is smooth)."""
-    x, w = np.polynomial.hermite_e.hermegauss(n)
-    w = w / math.sqrt(2 * math.pi)
-    chol = np.linalg.cholesky(np.array([[k11, k12], [k12, k22]]) + 0.0)
-    z1, z2 = np.meshgrid(x, x, indexing="ij")
-    u = chol[0, 0] * z1
-    v = chol[1, 0] * z1 + chol[1, 1] * z2
-    deriv = 2 / math.sqrt(math.pi)
-    return float(np.sum(np.outer(w, w) * deriv * np.exp(-u * u) * deriv * np.exp(-v * v)))
+    """E[erf'(u) erf'(v)] by Gauss–Hermite, erf'(x) = (2/√π)·exp(−x²)."""
+    return gauss_hermite_pair(lambda t: 2 / math.sqrt(math.pi) * np.exp(-t * t),
+                              k11, k22, k12, n)
