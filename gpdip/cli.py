@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "gpdip.commands.kernel",
     "gpdip.commands.gp",
     "gpdip.commands.dip",
+    "gpdip.commands.ntk",
 )
 
 
