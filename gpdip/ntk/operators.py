@@ -171,15 +171,19 @@ def lambda_max_bounds(block: ObservedBlock, table: Tensor, boundary: str) -> tup
     Gershgorin's bound is nearly tight.
     """
     ones = torch.ones(1, block.n_obs, dtype=torch.float64)
-    lower = float(block.apply(ones)[1].sum()) / block.n_obs
-    abs_table = table.detach().to(torch.float64).abs()
-    abs_op: GridOperator = (
-        CircularGridOperator(abs_table, check_psd=False)
-        if boundary == "circular"
-        else GridKernelOperator(abs_table)
-    )
-    abs_block = ObservedBlock(abs_op, block.mask.reshape(block.grid_size))
-    gershgorin = float(abs_block.apply(ones)[1].max())
+    row_sums = block.apply(ones)[1]
+    lower = float(row_sums.sum()) / block.n_obs
+    table = table.detach().to(torch.float64)
+    if bool((table >= 0).all()):  # |Θ| = Θ: the same product gives Gershgorin's bound
+        gershgorin = float(row_sums.max())
+    else:
+        abs_op: GridOperator = (
+            CircularGridOperator(table.abs(), check_psd=False)
+            if boundary == "circular"
+            else GridKernelOperator(table.abs())
+        )
+        abs_block = ObservedBlock(abs_op, block.mask.reshape(block.grid_size))
+        gershgorin = float(abs_block.apply(ones)[1].max())
     spectrum = getattr(block.op, "spectrum", None)
     circulant = float(spectrum.max()) if spectrum is not None else float("inf")
     return lower, min(gershgorin, circulant)

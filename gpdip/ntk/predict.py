@@ -256,7 +256,7 @@ def psnr_curve(
 
     curve = evaluate(sorted(set(steps)))
     if t_max >= 1:
-        coarse = sorted(set(np.unique(np.round(np.geomspace(1, t_max, points))).astype(int)))
+        coarse = sorted({int(t) for t in np.round(np.geomspace(1, t_max, points))})
         curve.update(evaluate([t for t in coarse if t not in curve]))
         ranked = sorted(curve)
         peak = ranked.index(max(curve, key=lambda t: (curve[t], -t)))

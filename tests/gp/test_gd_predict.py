@@ -107,7 +107,9 @@ def test_matches_gd_recursion_colour(boundary):
         f = f + lr * theta[:, obs] @ (y[obs] - f[obs])
         if k in steps:
             runs[k] = f.reshape(*size, 2).clone()
-    pred = predict_gd(image, table, lr, steps, mask=obs.reshape(size), boundary=boundary, tol=1e-12)
+    with warnings.catch_warnings():  # near 2/λ_max the bracket may not prove stability
+        warnings.simplefilter("ignore", GpdipWarning)
+        pred = predict_gd(image, table, lr, steps, obs.reshape(size), boundary=boundary, tol=1e-12)
     for i, t in enumerate(steps):
         assert float((pred.mean[i] - runs[t]).abs().max()) <= TOL
 
@@ -187,20 +189,22 @@ def test_variance_estimator_within_its_chi2_error():
     nngp = exp_const_table(size, ls=1.5, c=0.4)
     steps = [5, 200]
     exact = gd_variance_dense(table, nngp, lr, steps, obs.reshape(size))
+    samples = 1500
     est = gd_variance(
         table,
         nngp,
         lr,
         steps,
         obs.reshape(size),
-        samples=3000,
-        batch=1000,
+        samples=samples,
+        batch=samples,
         generator=torch.Generator().manual_seed(8),
         tol=1e-10,
     )
-    # S v̂ / v ~ χ²_S per pixel: relative sd sqrt(2/S) = 0.026; 5 sd over 42 pixels x 2
-    # steps fails with probability < 84 · 6e-7
-    assert est.relative_std == pytest.approx(math.sqrt(2 / 3000))
+    # S v̂ / v ~ χ²_S per pixel: relative sd sqrt(2/S) = 0.037; a 5 sd excursion in any of
+    # 42 pixels x 2 steps has probability < 84 · 1e-6 (χ² tails are close to normal here),
+    # while a wrong map (e.g. no fit subtracted) changes observed pixels' variance many-fold
+    assert est.relative_std == pytest.approx(math.sqrt(2 / samples))
     ratio = est.variance / exact
     assert float((ratio - 1).abs().max()) < 5 * est.relative_std
     assert est.interval[0] < 1 < est.interval[1]
