@@ -22,6 +22,7 @@ space is invariant, at the latest after ``n_obs`` steps.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -167,10 +168,10 @@ def check_stability(lr: float, lower: float, upper: float) -> None:
     diverge) and warns when ``lr >= 2 / upper`` (stability not guaranteed).
     """
     if lr * lower >= 2:
+        safe = f"; use lr < {2 / upper:.6g}, where it is guaranteed" if upper < math.inf else ""
         raise GpdipError(
             f"lr={lr:.6g} is above the stability bound of gradient descent, 2/λ_max(Θ_oo) <= "
-            f"{2 / lower:.6g} (λ_max >= {lower:.6g}): the iterates diverge; use lr < "
-            f"{2 / upper:.6g}, where stability is guaranteed"
+            f"{2 / lower:.6g} (λ_max >= {lower:.6g}): the iterates diverge{safe}"
         )
     if lr * upper >= 2:
         warnings.warn(
@@ -190,6 +191,7 @@ def lanczos_gd(
     max_steps: int = 500,
     check_every: int = 4,
     reorthogonalize: bool | None = None,
+    lambda_upper: float = math.inf,
 ) -> KrylovFit:
     """Lanczos on ``Θ_oo`` from each row of ``y (B, n_obs)`` until ``f_t`` settles (see module doc).
 
@@ -201,7 +203,8 @@ def lanczos_gd(
     keeps ``Q_m`` orthonormal, so small problems end exactly in ``<= n_obs`` steps; on
     large grids plain Lanczos is used, whose ``f(A) b`` error in floating point stays
     near the best polynomial approximation (Musco, Musco & Sidford 2018) at half the
-    memory and no ``O(m² n)`` cost.
+    memory and no ``O(m² n)`` cost.  A Ritz value with ``lr · θ >= 2`` stops the fit
+    with :class:`GpdipError` (``lambda_upper``, an upper bound on ``λ_max``, is quoted).
     """
     B = y.shape[0]
     reorth = block.n_obs <= REORTH_MAX if reorthogonalize is None else reorthogonalize
@@ -234,7 +237,7 @@ def lanczos_gd(
             check = _next_check(m, check_every)
             fit = _fit_at(alphas, betas, images.view(), norm, lr, float("inf"), invariant, history)
             if lr * fit.ritz_max >= 2:  # a Ritz value is a lower bound on λ_max: stop early
-                check_stability(lr, fit.ritz_max, fit.ritz_max)
+                check_stability(lr, fit.ritz_max, max(lambda_upper, fit.ritz_max))
             current = fit.predict(steps)
             if previous is not None:
                 history.append((m, float((current - previous).abs().max()) / scale))

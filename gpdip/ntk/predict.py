@@ -130,6 +130,14 @@ def check_mask(mask: Tensor | None, grid: Size) -> Tensor:
     return mask
 
 
+def _check_settings(tol: float, max_lanczos: int, curve_points: int) -> None:
+    if not (isinstance(tol, Real) and math.isfinite(tol) and tol >= 0):
+        raise GpdipError(f"tol: expected a finite number >= 0, got {tol!r}")
+    for name, value, least in (("max_lanczos", max_lanczos, 1), ("curve_points", curve_points, 2)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise GpdipError(f"{name}: expected an integer >= {least}, got {value!r}")
+
+
 def fit_gd(
     y: Tensor,
     theta_table: Tensor,
@@ -164,6 +172,7 @@ def fit_gd(
             tol,
             max_lanczos,
             reorthogonalize=reorthogonalize,
+            lambda_upper=upper,
         )
         method, lower = "lanczos", max(lower, fit.ritz_max)
     check_stability(lr, lower, upper)
@@ -210,6 +219,7 @@ def predict_gd(
     start = time.perf_counter()
     grid = table_grid_size(theta_table)
     lr, step_list = check_lr(lr), check_steps(steps)
+    _check_settings(tol, max_lanczos, curve_points)
     y, channels = as_batch(signal, grid)
     if not bool(torch.isfinite(y).all()):
         raise GpdipError("signal contains NaN or Inf values")
