@@ -13,8 +13,8 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from gpdip.data import packaged_asset
 from gpdip.gp import inpaint, load_image, psnr
+from gpdip.io.paths import packaged_asset
 
 OUT = Path(__file__).with_suffix(".png")
 

@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 import gpdip
-from gpdip.plotting import radial_profile
+from gpdip.io.plotting import radial_profile
 
 NAMES = ["conv-d3", "conv-d3-s2", "conv-d3-s6", "ae-d3", "unet2", "skip5-nearest"]
 

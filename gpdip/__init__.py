@@ -6,11 +6,8 @@
     (15,)
 """
 
-from . import montecarlo, network
-from .compiler import compile_kernel
-from .errors import GpdipError
-from .parse import load_architecture, parse_architecture, read_architecture
-from .spec import (
+from gpdip.arch.parse import load_architecture, parse_architecture, read_architecture
+from gpdip.arch.spec import (
                    Architecture,
                    Block,
                    Conv,
@@ -22,6 +19,9 @@ from .spec import (
                    Skip,
                    Upsample,
 )
+from gpdip.errors import GpdipError
+from gpdip.finite import montecarlo, network
+from gpdip.limit.compiler import compile_kernel
 
 __version__ = "0.1.0"
 __all__ = [

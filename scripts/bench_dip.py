@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark: trainer iterations/s vs a plain PyTorch loop on the same network; peak memory.
 
-    python scripts/bench_dip.py --widths 16 32 64 --iters 30 --out docs/results/dip/bench.json
+    python scripts/bench_dip.py --widths 16 32 64 --iters 30 --out results/dip/bench.json
 
 Both loops do forward, masked MSE, backward, Adam step on the same network and
 input (the trainer adds logging, PSNR tracking and an EMA).  Timings alternate

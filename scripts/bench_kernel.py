@@ -18,9 +18,9 @@ import time
 import torch
 
 from gpdip import compile_kernel
-from gpdip.catalog import catalog_names
+from gpdip.arch.catalog import catalog_names
 from gpdip.errors import GpdipError
-from gpdip.montecarlo import estimate_kernel, relative_error
+from gpdip.finite.montecarlo import estimate_kernel, relative_error
 
 
 def best_time(fn, repeats: int) -> float:

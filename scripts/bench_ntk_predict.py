@@ -24,9 +24,9 @@ import time
 
 import torch
 
-from gpdip.data import shared_data_dir
 from gpdip.gp import load_image
 from gpdip.gp.grid import table_from_offsets
+from gpdip.io.paths import shared_data_dir
 from gpdip.ntk import kernel_tables, predict_gd
 from gpdip.ntk.operators import ObservedBlock, grid_operator, lambda_max_bounds
 

@@ -2,7 +2,7 @@
 """Channel sweep on a 1-D signal: the full network's SGLD posterior approaches its GP limit.
 
     python scripts/channel_sweep_1d.py [--widths 16 32 64 128 256] [--chains 4]
-        [--iters 10000] [--jobs 2] [--out docs/results/dip/sweep1d] [--report] [--smoke]
+        [--iters 10000] [--jobs 2] [--out results/dip/sweep1d] [--report] [--smoke]
 
 The 2-D sweep (``scripts/channel_sweep.py``) cannot resolve a width trend of the full
 network's posterior on this CPU: one chain's Monte Carlo error (≈ 0.04) exceeds the
@@ -32,12 +32,12 @@ from pathlib import Path
 import torch
 
 from gpdip import compile_kernel
-from gpdip.atomic import atomic_write, save_figure, save_text
-from gpdip.data import packaged_asset
 from gpdip.dip.io import read_jsonl
 from gpdip.dip.signal1d import pool_chains, sgld_posterior_1d
-from gpdip.dip.sweep import execute
+from gpdip.experiments.sweep import execute
 from gpdip.gp import dense_posterior, load_image
+from gpdip.io.atomic import atomic_write, save_figure, save_text
+from gpdip.io.paths import packaged_asset
 
 ARCH = "unet2"
 
@@ -167,7 +167,7 @@ def main() -> int:
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--noise-var", type=float, default=0.0025)
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--out", default="docs/results/dip/sweep1d")
+    p.add_argument("--out", default="results/dip/sweep1d")
     p.add_argument("--report", action="store_true")
     p.add_argument("--smoke", action="store_true", help="widths 4 8, 2 chains, 40 steps")
     args = p.parse_args()

@@ -4,7 +4,7 @@
 PSNR for ``--kernel auto`` and RBF with learned lengthscale.  Writes one JSON
 line per (image, kernel) to ``--out`` as it goes and skips finished ones on rerun.
 
-Usage: python scripts/gp_inpainting_table.py [--out docs/results/gp_inpainting/results.jsonl]
+Usage: python scripts/gp_inpainting_table.py [--out results/gp_inpainting/results.jsonl]
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from gpdip.data import shared_data_dir
 from gpdip.gp import inpaint, load_image, psnr, ssim
+from gpdip.io.paths import shared_data_dir
 
 IMAGES = ("barbara", "boat", "house", "Lena512", "peppers256", "Cameraman256", "couple",
           "fingerprint", "hill", "man", "montage")
@@ -52,7 +52,7 @@ def markdown(rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default="docs/results/gp_inpainting/results.jsonl")
+    ap.add_argument("--out", default="results/gp_inpainting/results.jsonl")
     ap.add_argument("--kernels", default="auto,rbf")
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--markdown", action="store_true", help="print the table of --out and exit")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from gpdip.spec import (
+from gpdip.arch.spec import (
     Architecture,
     Block,
     Conv,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gpdip.data import require_shared_data
+from gpdip.io.paths import require_shared_data
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted((ROOT / "scripts" / "reproduce").glob("fig*.py"))

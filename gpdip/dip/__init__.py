@@ -8,8 +8,8 @@ Public API::
     result.mean, result.std   # posterior mean and per-pixel std, (C, H, W)
 """
 
-from .config import METHODS, DIPConfig, sgld_step_size
-from .images import (
+from gpdip.dip.config import METHODS, DIPConfig, sgld_step_size
+from gpdip.dip.images import (
     add_noise,
     bernoulli_mask,
     center_crop,
@@ -19,9 +19,9 @@ from .images import (
     psnr,
     save_image,
 )
-from .nets import TINY, TinyEncoderDecoder, check_output_size, make_network, uniform_input
-from .sgld import EMA, SGLD, Welford, perturb_noisy_adam
-from .trainer import DIPResult, Problem, default_device, fit
+from gpdip.dip.nets import TINY, TinyEncoderDecoder, check_output_size, make_network, uniform_input
+from gpdip.dip.sgld import EMA, SGLD, Welford, perturb_noisy_adam
+from gpdip.dip.trainer import DIPResult, Problem, default_device, fit
 
 __all__ = [
     "EMA",

@@ -28,7 +28,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from ..errors import GpdipError
+from gpdip.errors import GpdipError
 
 METHODS = ("sgd", "sgd-avg", "sgd-input", "sgd-input-avg", "sgld", "noisy-adam")
 MAX_ITERS = 10_000_000

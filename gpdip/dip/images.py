@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import GpdipError
+from gpdip.errors import GpdipError
 
 
 def load_image(path: str | Path, *, grayscale: bool = False) -> torch.Tensor:

@@ -9,12 +9,12 @@ from typing import Any
 
 import torch
 
-from ..atomic import atomic_write, save_text
-from ..errors import GpdipError
+from gpdip.errors import GpdipError
+from gpdip.io.atomic import atomic_write, save_text
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` through :func:`gpdip.atomic.atomic_write` (temp file, fsync, rename).
+    """``torch.save`` through :func:`gpdip.io.atomic.atomic_write` (temp file, fsync, rename).
 
     A checkpoint on disk is therefore always a complete one, never a
     half-written one, even if the process is killed mid-write.
@@ -23,7 +23,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
 
 def atomic_write_text(text: str, path: str | Path) -> None:
-    """Write a text file atomically (see :func:`gpdip.atomic.save_text`)."""
+    """Write a text file atomically (see :func:`gpdip.io.atomic.save_text`)."""
     save_text(path, text)
 
 

@@ -1,7 +1,7 @@
 """Networks and inputs for the trainer.
 
 :func:`make_network` defers to the kernel compiler's builder
-(``gpdip.network.build_network`` / ``sample_input``, imported lazily) and
+(``gpdip.finite.network.build_network`` / ``sample_input``, imported lazily) and
 adds the practical DIP departures from the infinite-width limit as
 pass-through options: BatchNorm, reflection padding, PyTorch's default
 init and the original DIP input (uniform noise in [0, 0.1], mean 0.05).
@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import GpdipError
+from gpdip.errors import GpdipError
 
 TINY = "dip-tiny"
 
@@ -87,7 +87,7 @@ def make_network(
             _limit_init(net, generator)
         annotate(net, arch_name=TINY)
         return net, uniform_input(8, shape, generator)
-    from .. import network  # lazy: only needed for catalog architectures
+    from gpdip.finite import network  # lazy: only needed for catalog architectures
 
     padding = {"reflection": "reflect", "zeros": "zero"}.get(padding or "", padding)
     built = network.build_network(
@@ -127,8 +127,8 @@ def limit_prior_variances(net: nn.Module, arch: Any) -> dict[str, float] | None:
     bias_var for biases (0: the bias is absent from the limit).  Exact, unlike the sample
     second moment of a small tensor (a 1×16 readout's is off by ~35%).  None when the
     architecture's convs do not share one (weight_var, bias_var) pair."""
-    from ..parse import load_architecture
-    from ..spec import Block, Conv, Skip
+    from gpdip.arch.parse import load_architecture
+    from gpdip.arch.spec import Block, Conv, Skip
 
     pairs: set[tuple[float, float]] = set()
 
@@ -232,7 +232,7 @@ def _required_multiple(net: nn.Module, in_ch: int, arch: Any = None) -> int | No
     smallest power of two m such that sizes m, 2m and 3m all come back unchanged."""
     if arch not in (None, "network", TINY):
         try:
-            from ..network import total_downsampling
+            from gpdip.finite.network import total_downsampling
 
             return int(total_downsampling(arch))
         except Exception:  # unknown to the builder (e.g. a custom module): probe

@@ -56,7 +56,7 @@ class SGLD(torch.optim.Optimizer):
         typical value 1/(δ + mean √v̂) (a weight whose gradient was near zero at freezing
         time would otherwise get G up to 1/δ).  Exact, but an unadjusted Langevin chain with
         a fixed step can still blow up on a non-convex energy: 3 of 9 64×64 denoising chains
-        did (``gpdip.dip.tables``).  ``alpha`` < 1: G keeps following the EMA of (∇U)² on a
+        did (``gpdip.experiments.tables``).  ``alpha`` < 1: G keeps following the EMA of (∇U)² on a
         1/(1 − alpha)-step time scale, nearly constant at equilibrium (so nearly exact) yet
         a gradient burst still raises V at once and shrinks the step."""
         for group in self.param_groups:

@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import DIPConfig
-from .nets import annotate, attach_limit_prior
-from .trainer import Problem, fit
+from gpdip.dip.config import DIPConfig
+from gpdip.dip.nets import annotate, attach_limit_prior
+from gpdip.dip.trainer import Problem, fit
 
 
 class Signal1D(nn.Module):
@@ -45,7 +45,7 @@ def make_network_1d(
     ``input`` has shape ``(1, C_in, 1, length)`` and ``net(input)`` ``(1, out_channels, 1,
     length)``; the network carries its exact limit prior for SGLD like
     :func:`make_network`'s."""
-    from .. import network  # lazy, as in make_network
+    from gpdip.finite import network  # lazy, as in make_network
 
     net = Signal1D(network.build_network(arch, dims=1, width=width, out_channels=out_channels,
                                          generator=generator))

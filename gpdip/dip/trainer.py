@@ -29,11 +29,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import GpdipError
-from .config import DIPConfig, sgld_step_size
-from .images import check_mask, estimate_noise_std, psnr
-from .io import JsonlLog, atomic_torch_save, load_checkpoint
-from .sgld import EMA, SGLD, Welford, perturb_noisy_adam
+from gpdip.dip.config import DIPConfig, sgld_step_size
+from gpdip.dip.images import check_mask, estimate_noise_std, psnr
+from gpdip.dip.io import JsonlLog, atomic_torch_save, load_checkpoint
+from gpdip.dip.sgld import EMA, SGLD, Welford, perturb_noisy_adam
+from gpdip.errors import GpdipError
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
@@ -294,7 +294,7 @@ def fit(
     checkpoint when ``resume`` is true.  ``callback(t, record_or_None)`` is
     called after every step (tests use it to simulate interruptions).
     """
-    from .nets import check_output_size
+    from gpdip.dip.nets import check_output_size
 
     cfg = config.validate()
     prob = problem.validated()

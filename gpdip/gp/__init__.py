@@ -5,16 +5,16 @@ Public API::
     from gpdip.gp import inpaint, sample_prior, GridKernelOperator, DIPKernel, RBFTable
 """
 
-from .cg import CGConvergenceWarning, CGInfo, conjugate_gradients, grid_preconditioner
-from .grid import dense_from_table, table_from_offsets
-from .hyper import fit_hyperparameters, make_kernel, select_kernel
-from .inpaint import gpytorch_posterior, inpaint
-from .io import GpdipWarning, load_image, load_mask, psnr, save_array, ssim
-from .keops import keops_available, kernel_matmul, scattered_posterior_mean
-from .kernels import DIPKernel, Matern52Table, RBFTable, TableKernel, interpolate_table
-from .posterior import Posterior, dense_posterior, grid_posterior
-from .sampling import CirculantSampler, sample_prior, sample_prior_dense
-from .toeplitz import GridKernelOperator, MaskedGridOperator
+from gpdip.gp.cg import CGConvergenceWarning, CGInfo, conjugate_gradients, grid_preconditioner
+from gpdip.gp.grid import dense_from_table, table_from_offsets
+from gpdip.gp.hyper import fit_hyperparameters, make_kernel, select_kernel
+from gpdip.gp.inpaint import gpytorch_posterior, inpaint
+from gpdip.gp.io import GpdipWarning, load_image, load_mask, psnr, save_array, ssim
+from gpdip.gp.keops import keops_available, kernel_matmul, scattered_posterior_mean
+from gpdip.gp.kernels import DIPKernel, Matern52Table, RBFTable, TableKernel, interpolate_table
+from gpdip.gp.posterior import Posterior, dense_posterior, grid_posterior
+from gpdip.gp.sampling import CirculantSampler, sample_prior, sample_prior_dense
+from gpdip.gp.toeplitz import GridKernelOperator, MaskedGridOperator
 
 __all__ = [
     "CGConvergenceWarning",

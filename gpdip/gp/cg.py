@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .grid import table_grid_size
-from .toeplitz import MaskedGridOperator, circulant_spectrum, crop_table_for_period
+from gpdip.gp.grid import table_grid_size
+from gpdip.gp.toeplitz import MaskedGridOperator, circulant_spectrum, crop_table_for_period
 
 MatVec = Callable[[Tensor], Tensor]
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from ..errors import GpdipError
+from gpdip.errors import GpdipError
 
 Size = tuple[int, ...]
 #: A callable returning the kernel table for a grid size (``size -> (2H-1, 2W-1)``).

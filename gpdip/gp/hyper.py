@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .kernels import DIPKernel, Matern52Table, RBFTable, TableKernel
+from gpdip.gp.kernels import DIPKernel, Matern52Table, RBFTable, TableKernel
 
 
 def centre_crop(image: Tensor, mask: Tensor, crop: int) -> tuple[Tensor, Tensor]:
@@ -161,7 +161,7 @@ def select_kernel(
         if best is None or fit["log_marginal_likelihood"] > best["log_marginal_likelihood"]:
             best, best_kernel = fit, kernel
     if best_kernel is None:
-        from ..errors import GpdipError
+        from gpdip.errors import GpdipError
 
         raise GpdipError(f"--kernel auto: no candidate among {list(candidates)} could be fitted")
     return best_kernel, {"chosen": best, "candidates": results}

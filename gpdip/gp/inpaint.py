@@ -17,12 +17,12 @@ import gpytorch
 import torch
 from torch import Tensor
 
-from ..errors import GpdipError
-from .grid import grid_coordinates
-from .hyper import fit_hyperparameters, make_kernel, select_kernel
-from .io import GpdipWarning
-from .kernels import TableKernel
-from .posterior import Posterior, dense_posterior, grid_posterior
+from gpdip.errors import GpdipError
+from gpdip.gp.grid import grid_coordinates
+from gpdip.gp.hyper import fit_hyperparameters, make_kernel, select_kernel
+from gpdip.gp.io import GpdipWarning
+from gpdip.gp.kernels import TableKernel
+from gpdip.gp.posterior import Posterior, dense_posterior, grid_posterior
 
 BACKENDS = ("auto", "dense", "gpytorch", "grid")
 DENSE_AUTO_MAX = 1024  # observed pixels up to which ``auto`` uses the dense reference

@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..atomic import atomic_write, save_text
-from ..errors import GpdipError
+from gpdip.errors import GpdipError
+from gpdip.io.atomic import atomic_write, save_text
 
 
 class GpdipWarning(UserWarning):

@@ -16,8 +16,8 @@ import math
 import torch
 from torch import Tensor
 
-from .cg import CGInfo, conjugate_gradients
-from .kernels import Matern52Table, RBFTable, TableKernel
+from gpdip.gp.cg import CGInfo, conjugate_gradients
+from gpdip.gp.kernels import Matern52Table, RBFTable, TableKernel
 
 
 def keops_available() -> bool:

@@ -23,7 +23,7 @@ import torch
 from gpytorch.constraints import Positive
 from torch import Tensor
 
-from .grid import Size, as_size, table_from_offsets
+from gpdip.gp.grid import Size, as_size, table_from_offsets
 
 
 class TableKernel(gpytorch.kernels.Kernel):

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..errors import GpdipError
-from .cg import conjugate_gradients, grid_preconditioner
-from .grid import TableFn, crop_table, dense_from_table
-from .sampling import CirculantSampler
-from .toeplitz import GridKernelOperator, MaskedGridOperator
+from gpdip.errors import GpdipError
+from gpdip.gp.cg import conjugate_gradients, grid_preconditioner
+from gpdip.gp.grid import TableFn, crop_table, dense_from_table
+from gpdip.gp.sampling import CirculantSampler
+from gpdip.gp.toeplitz import GridKernelOperator, MaskedGridOperator
 
 #: Largest dense problem (bytes for ``K_{:o}`` and ``K_oo``) before raising.
 MAX_DENSE_BYTES = 2 * 1024**3
@@ -75,7 +75,7 @@ def _check(image: Tensor, mask: Tensor) -> None:
 def _slq_mll(op: MaskedGridOperator, r: Tensor, alpha: Tensor, probes: int,
              generator: torch.Generator | None) -> dict:
     """``-1/2 (r^T alpha + log|A| + n log 2 pi)`` with ``log|A|`` by SLQ, and its std error."""
-    from .slq import slq_logdet
+    from gpdip.gp.slq import slq_logdet
 
     logdet, se = slq_logdet(op.matvec, r.numel(), probes, generator=generator)
     const = r.numel() * math.log(2 * math.pi)

@@ -19,9 +19,9 @@ import scipy.fft
 import torch
 from torch import Tensor
 
-from ..errors import GpdipError
-from .grid import Size, TableFn, as_size, crop_table, dense_from_table, table_grid_size
-from .toeplitz import circulant_spectrum
+from gpdip.errors import GpdipError
+from gpdip.gp.grid import Size, TableFn, as_size, crop_table, dense_from_table, table_grid_size
+from gpdip.gp.toeplitz import circulant_spectrum
 
 #: Relative tolerance on negative embedding eigenvalues (``lambda_min >= -EIG_TOL * lambda_max``).
 EIG_TOL = 1e-10

@@ -18,7 +18,7 @@ import torch
 from linear_operator.operators import LinearOperator
 from torch import Tensor
 
-from .grid import Size, table_grid_size
+from gpdip.gp.grid import Size, table_grid_size
 
 
 def fft_shape(size: Size) -> Size:

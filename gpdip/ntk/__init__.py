@@ -5,11 +5,11 @@ Public API::
     from gpdip.ntk import predict_gd, gd_variance, gd_variance_dense, kernel_tables
 """
 
-from .krylov import KrylovFit, gd_filter, lanczos_gd
-from .operators import BOUNDARIES, CircularGridOperator, dense_theta, grid_operator
-from .predict import GDPrediction, predict_gd
-from .tables import kernel_tables
-from .variance import VarianceEstimate, gd_variance, gd_variance_dense
+from gpdip.ntk.krylov import KrylovFit, gd_filter, lanczos_gd
+from gpdip.ntk.operators import BOUNDARIES, CircularGridOperator, dense_theta, grid_operator
+from gpdip.ntk.predict import GDPrediction, predict_gd
+from gpdip.ntk.tables import kernel_tables
+from gpdip.ntk.variance import VarianceEstimate, gd_variance, gd_variance_dense
 
 __all__ = [
     "BOUNDARIES",

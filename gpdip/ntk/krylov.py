@@ -31,9 +31,9 @@ import scipy.linalg
 import torch
 from torch import Tensor
 
-from ..errors import GpdipError
-from ..gp.io import GpdipWarning
-from .operators import ObservedBlock
+from gpdip.errors import GpdipError
+from gpdip.gp.io import GpdipWarning
+from gpdip.ntk.operators import ObservedBlock
 
 #: ``β_j < BREAKDOWN · max|α|``: the Krylov space is invariant and the fit exact.
 BREAKDOWN = 1e-12

@@ -26,9 +26,9 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from ..errors import GpdipError
-from ..gp.grid import Size, grid_coordinates, table_grid_size
-from ..gp.toeplitz import GridKernelOperator, circulant_spectrum
+from gpdip.errors import GpdipError
+from gpdip.gp.grid import Size, grid_coordinates, table_grid_size
+from gpdip.gp.toeplitz import GridKernelOperator, circulant_spectrum
 
 BOUNDARIES = ("toeplitz", "circular")
 #: Relative tolerance on negative eigenvalues of a wrapped (circular) table.

@@ -25,11 +25,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import GpdipError
-from ..gp.grid import Size, table_grid_size
-from ..gp.io import GpdipWarning, psnr
-from .krylov import KrylovFit, check_stability, gd_filter, lanczos_gd
-from .operators import CircularGridOperator, ObservedBlock, grid_operator, lambda_max_bounds
+from gpdip.errors import GpdipError
+from gpdip.gp.grid import Size, table_grid_size
+from gpdip.gp.io import GpdipWarning, psnr
+from gpdip.ntk.krylov import KrylovFit, check_stability, gd_filter, lanczos_gd
+from gpdip.ntk.operators import (
+    CircularGridOperator,
+    ObservedBlock,
+    grid_operator,
+    lambda_max_bounds,
+)
 
 
 @dataclass

@@ -16,7 +16,7 @@ def kernel_tables(
     ``compile_kernel(arch, size, dims=dims, kind="ntk")``; until that merge the NNGP
     table stands in for the NTK table, so predictions are those of kernel GD with K.
     """
-    from .. import compile_kernel
+    from gpdip import compile_kernel
 
     nngp = compile_kernel(arch, size, dims=dims)
     theta = nngp  # TODO(merge main): compile_kernel(arch, size, dims=dims, kind="ntk")

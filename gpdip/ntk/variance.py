@@ -28,12 +28,12 @@ import scipy.stats
 import torch
 from torch import Tensor
 
-from ..errors import GpdipError
-from ..gp.grid import TableFn, table_grid_size
-from ..gp.sampling import CirculantSampler
-from .krylov import gd_filter
-from .operators import CircularGridOperator, check_boundary, dense_theta
-from .predict import check_lr, check_mask, check_steps, fit_gd
+from gpdip.errors import GpdipError
+from gpdip.gp.grid import TableFn, table_grid_size
+from gpdip.gp.sampling import CirculantSampler
+from gpdip.ntk.krylov import gd_filter
+from gpdip.ntk.operators import CircularGridOperator, check_boundary, dense_theta
+from gpdip.ntk.predict import check_lr, check_mask, check_steps, fit_gd
 
 #: Largest grid (pixels) for the dense exact variance: O(n³) time, O(n²) memory.
 DENSE_MAX = 4096

@@ -1,6 +1,7 @@
 """Shared plumbing of the reproduction scripts: output folder, provenance, atomic writes.
 
-Every script writes under ``docs/results/<name>/``: its figures, a ``results.json`` with the
+Every script writes under ``results/<name>/`` (run logs, checkpoints, jsonl: never under
+``docs/``): its figures, a ``results.json`` with the
 numbers, and ``provenance.json`` with the command, seed, machine and git revision.
 """
 
@@ -18,10 +19,10 @@ from typing import Any
 
 import torch
 
-from gpdip.atomic import save_json
-from gpdip.data import repo_root
+from gpdip.io.atomic import atomic_write, save_json
+from gpdip.io.paths import repo_root
 
-RESULTS = repo_root() / "docs" / "results"
+RESULTS = repo_root() / "results"
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -29,7 +30,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true", help="tiny configuration for CI")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None,
-                   help="output folder (default docs/results/NAME)")
+                   help="output folder (default results/NAME)")
     return p
 
 
@@ -62,7 +63,29 @@ def provenance(args: argparse.Namespace, started: float) -> dict[str, Any]:
     }
 
 
+def publish_figures(folder: Path) -> list[Path]:
+    """Copy the PNG figures under ``results/...`` to the same path under ``docs/results/``.
+
+    ``docs/`` holds the pages and the figures they show; everything else a run writes
+    stays under ``results/``.  Folders outside ``results/`` (``--out``) are not published.
+    """
+    try:
+        relative = folder.resolve().relative_to(RESULTS.resolve())
+    except ValueError:
+        return []
+    published = []
+    for png in sorted(folder.rglob("*.png")):
+        target = repo_root() / "docs" / "results" / relative / png.relative_to(folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = png.read_bytes()
+        atomic_write(target, lambda handle, data=data: handle.write(data))
+        published.append(target)
+    return published
+
+
 def finish(folder: Path, args: argparse.Namespace, started: float, results: Any) -> None:
     save_json(folder / "results.json", results)
     save_json(folder / "provenance.json", provenance(args, started))
+    if not args.smoke:
+        publish_figures(folder)
     print(json.dumps({"folder": str(folder), "seconds": round(time.time() - started, 1)}))

@@ -1,4 +1,4 @@
-"""Shared runner of the Table 1 and Table 2 scripts (see ``gpdip.dip.tables``)."""
+"""Shared runner of the Table 1 and Table 2 scripts (see ``gpdip.experiments.tables``)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 from _common import RESULTS, provenance
 
-from gpdip.atomic import save_json, save_text
 from gpdip.dip.io import read_jsonl
-from gpdip.dip.sweep import execute
-from gpdip.dip.tables import (
+from gpdip.errors import GpdipError
+from gpdip.experiments.sweep import execute
+from gpdip.experiments.tables import (
     CONFIGS,
     DIP_RUNS,
     GP_RUNS,
@@ -21,7 +21,7 @@ from gpdip.dip.tables import (
     table_tasks,
     task_key,
 )
-from gpdip.errors import GpdipError
+from gpdip.io.atomic import save_json, save_text
 
 
 def run(table: str, name: str, description: str) -> None:
@@ -43,7 +43,7 @@ def _run(table: str, name: str, description: str) -> None:
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--dask-address", default=None)
     p.add_argument("--report", action="store_true", help="run nothing; rebuild the table")
-    p.add_argument("--out", default=None, help="default docs/results/NAME/CONFIG")
+    p.add_argument("--out", default=None, help="default results/NAME/CONFIG")
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.smoke:

@@ -10,7 +10,7 @@ likelihood's noise level, Sec. 4); (d) the posterior mean and per-pixel std of S
 inpainting the library image with its region mask (``../shared/data/library*.png``, area-
 downsampled 8×; without the shared data, the packaged house with a square hole).
 Denoising uses the packaged house, area-resized to 64×64.  Each run checkpoints under
-``OUT/runs/`` and resumes.  Writes docs/results/fig1/.
+``OUT/runs/`` and resumes.  Writes results/fig1/.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import finish, output_dir, parser
 
-from gpdip.atomic import save_figure
-from gpdip.data import packaged_asset, shared_data_dir
 from gpdip.dip import DIPConfig, Problem, fit, make_network
 from gpdip.dip.images import add_noise, load_image, psnr, resize
 from gpdip.errors import GpdipError
+from gpdip.io.atomic import save_figure
+from gpdip.io.paths import packaged_asset, shared_data_dir
 
 SIGMAS = (10, 25, 50)  # /255
 CURVES = (25, 50)  # the two noise levels of panels (a, b)

@@ -4,12 +4,12 @@
 
 The paper's "peppers" image, σ = 25/255, under Table 1's configuration (``--config``): the
 runs ``sgd-avg``, ``sgd-input-avg`` and ``sgld`` are Table 1's own jobs (the same folders
-under docs/results/table1/CONFIG/runs/, so whichever script runs first does the work and the
+under results/table1/CONFIG/runs/, so whichever script runs first does the work and the
 other reuses it), plus the original code's ``noisy-adam`` (Adam + N(0, (2·lr)²) on the conv
 weights).  Plotted: SGD and SGD+Input (solid) with their exponential averages (dashed), SGLD
 samples (solid) and its running posterior mean (dashed), noisy Adam.  Not plotted: the
 paper's SGD+WD (MAP) curve; gpdip's SGD schemes have no weight-decay option.
-Writes docs/results/fig2/.
+Writes results/fig2/.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, finish, output_dir, parser
 
-from gpdip.atomic import save_figure
 from gpdip.dip.io import read_jsonl
-from gpdip.dip.tables import CONFIGS, TableTask, fit_scheme, load_problem, run_table_task
+from gpdip.experiments.tables import CONFIGS, TableTask, fit_scheme, load_problem, run_table_task
+from gpdip.io.atomic import save_figure
 
 STYLE = {  # run → (log key, label, matplotlib style)
     "sgd-avg": [("psnr", "SGD", "r-"), ("psnr_avg", "SGD + Avg", "r--")],

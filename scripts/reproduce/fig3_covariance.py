@@ -5,7 +5,7 @@
 (a) autoencoder and (b) conv-only networks at several depths and input sigma: the compiled
 (analytic) curves with Monte Carlo estimates from sampled width-256 networks overlaid, ±2
 standard errors.  (c) prior samples from the conv architecture in two configurations.
-Writes docs/results/fig3/{fig3ab.png, fig3c.png, results.json, provenance.json}.
+Writes results/fig3/{fig3ab.png, fig3c.png, results.json, provenance.json}.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import finish, output_dir, parser
 
 from gpdip import compile_kernel, load_architecture
-from gpdip.atomic import save_figure
-from gpdip.montecarlo import estimate_kernel
-from gpdip.spec import nonlinear_depth
+from gpdip.arch.spec import nonlinear_depth
+from gpdip.finite.montecarlo import estimate_kernel
+from gpdip.io.atomic import save_figure
 
 # The paper's panels: (architecture, depth, sigma) per curve; offsets up to ±100.
 PANELS = {

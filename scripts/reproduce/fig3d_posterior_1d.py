@@ -12,7 +12,7 @@ marginal likelihood of the observed samples over a small grid.  DIP-SGLD: the sa
 architecture as a finite 1-D network of ``--width`` channels (limit init = its prior), the
 same model y = μ + √s·f(x; θ) + N(0, n) (the network is trained on (y − μ)/√s with noise
 variance n/s), pSGLD with ``--chains`` independent chains pooled; its posterior mean and
-per-sample std are drawn over the GP's.  Writes docs/results/fig3d/.
+per-sample std are drawn over the GP's.  Writes results/fig3d/.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import finish, output_dir, parser
 
 from gpdip import compile_kernel, load_architecture
-from gpdip.atomic import save_figure
-from gpdip.data import packaged_asset
 from gpdip.dip.signal1d import pool_chains, sgld_posterior_1d
 from gpdip.gp import dense_posterior, load_image
+from gpdip.io.atomic import save_figure
+from gpdip.io.paths import packaged_asset
 
 CONFIGS = [("conv-d1", 2.0), ("conv-d4", 15.0)]
 

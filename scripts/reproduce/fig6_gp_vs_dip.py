@@ -8,8 +8,8 @@ learned on the observed pixels.  (b–e): a 64×64 image with 50% of its pixels 
 with hyperparameters, the DIP input sigma included, from the marginal likelihood of the
 observed pixels only; ground truth is used only for the PSNR).  Bottom:
 PSNR against channels, read from the channel sweep's results file
-(docs/results/dip/sweep/results.jsonl, written by scripts/channel_sweep.py) when present.
-Writes docs/results/fig6/.
+(results/dip/sweep/results.jsonl, written by scripts/channel_sweep.py) when present.
+Writes results/fig6/.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, finish, output_dir, parser
 
 from gpdip import compile_kernel
-from gpdip.atomic import save_figure
-from gpdip.data import packaged_asset, shared_data_dir
 from gpdip.dip.io import read_jsonl
 from gpdip.gp import DIPKernel, inpaint, load_image, psnr, ssim
-from gpdip.plotting import radial_profile
+from gpdip.io.atomic import save_figure
+from gpdip.io.paths import packaged_asset, shared_data_dir
+from gpdip.io.plotting import radial_profile
 
 PAPER = {"GP-RBF": 25.78, "GP-DIP": 26.34}  # paper Sec. 5.3, 64×64 (Fig. 6)
 

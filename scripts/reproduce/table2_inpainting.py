@@ -4,9 +4,9 @@
         [--executor local|dask --dask-address tcp://...] [--images ...] [--report]
 
 Rows: SGD+Early, SGD+Early+Avg, SGD+Input+Early, SGD+Input+Early+Avg, SGLD, GP-DIP, GP-RBF
-(``gpdip.dip.tables``).  ``cpu`` runs 64×64 centre crops with a width-32 ``unet2`` (about an
+(``gpdip.experiments.tables``).  ``cpu`` runs 64×64 centre crops with a width-32 ``unet2`` (about an
 hour on 2 cores); ``full`` is the paper's scale (GPU-days; use the Dask executor).  Every
-finished job appends a row to docs/results/table2/CONFIG/results.jsonl and each DIP run
+finished job appends a row to results/table2/CONFIG/results.jsonl and each DIP run
 checkpoints, so an interrupted run resumes.  Writes table.md beside the paper's numbers.
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gpdip.cli import main
+from gpdip.cli.main import main
 from gpdip.dip import DIPConfig, Problem, fit, load_mask, make_network, save_image
 from gpdip.errors import GpdipError
 
@@ -32,7 +32,7 @@ def test_architecture_size_mismatch_names_needed_sizes():
 
 
 def test_catalog_architecture_size_mismatch():
-    pytest.importorskip("gpdip.network")
+    pytest.importorskip("gpdip.finite.network")
     net, x = make_network("unet2", (18, 18), 1, width=4)
     with pytest.raises(GpdipError, match="multiples of 4"):
         fit(net, x, Problem(torch.rand(1, 18, 18)), DIPConfig(iters=1), device="cpu")

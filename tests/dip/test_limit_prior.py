@@ -9,12 +9,19 @@ import pytest
 import torch
 
 from gpdip.dip import DIPConfig, Problem, make_network
-from gpdip.dip.gp_dense import posterior_mean
 from gpdip.dip.io import read_jsonl
-from gpdip.dip.sweep import RESULTS, SweepTask, execute, main, pending, readout_posterior_mean
 from gpdip.dip.trainer import _Run
+from gpdip.experiments.gp_dense import posterior_mean
+from gpdip.experiments.sweep import (
+    RESULTS,
+    SweepTask,
+    execute,
+    main,
+    pending,
+    readout_posterior_mean,
+)
 
-pytest.importorskip("gpdip.network")
+pytest.importorskip("gpdip.finite.network")
 
 
 def _unet(width: int = 16, size: int = 8):
@@ -78,7 +85,7 @@ def test_sweep_sgld_and_readout_rows(tmp_path):
 
 
 def test_early_stopping_script_per_method_and_report(tmp_path):
-    from gpdip.dip.early_stopping import main
+    from gpdip.experiments.early_stopping import main
 
     base = ["--image", "house", "--size", "16", "--width", "4", "--iters", "10", "--out"]
     for m in ("sgd", "sgld"):

@@ -3,7 +3,7 @@
 import torch
 
 from gpdip.dip.signal1d import make_network_1d, pool_chains
-from gpdip.network import build_network
+from gpdip.finite.network import build_network
 
 
 def test_wrapper_is_the_1d_network_on_a_row():

@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from gpdip.cli import main
-from gpdip.data import require_shared_data
+from gpdip.cli.main import main
 from gpdip.gp import inpaint, load_image, psnr
+from gpdip.io.paths import require_shared_data
 
 
 @pytest.mark.slow

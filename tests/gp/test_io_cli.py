@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gpdip.cli import main
+from gpdip.cli.main import main
 from gpdip.errors import GpdipError
 from gpdip.gp import GpdipWarning, inpaint, load_image, load_mask, psnr, ssim
 

@@ -1,1 +1,0 @@
-"""Sub-commands of the ``gpdip`` CLI, one module each (see :mod:`gpdip.cli`)."""

@@ -1,0 +1,1 @@
+"""Experiment drivers: sweeps, the paper's tables, the dense reference, plots."""

@@ -1,0 +1,1 @@
+"""Input and output: paths to data, atomic writers, figures."""
