@@ -70,16 +70,19 @@ class SpectralFit:
         self.lanczos_steps, self.change, self.converged = 0, 0.0, True
         self.ritz_max = float(op.spectrum.max())
 
-    def predict(self, steps: Tensor) -> Tensor:
-        """``(B, S, n)`` predictions for ``steps (S,)``."""
-        lam = self.op.spectrum
-        dims = tuple(range(-len(self.op.grid_size), 0))
+    def predict(self, steps: Tensor, chunk: int = 8) -> Tensor:
+        """``(B, S, n)`` predictions for ``steps (S,)``, ``chunk`` steps per batched FFT."""
+        lam, size = self.op.spectrum, self.op.grid_size
+        dims = tuple(range(-len(size), 0))
         out = []
-        for t in steps:
-            response = lam * gd_filter(lam, self.lr, t)
-            grid = torch.fft.irfftn(self.y_hat * response, s=self.op.grid_size, dim=dims)
-            out.append(grid.reshape(grid.shape[0], -1))
-        return torch.stack(out, 1)
+        for i in range(0, len(steps), chunk):
+            t = steps[i : i + chunk].reshape(-1, *[1] * lam.dim())
+            response = lam * gd_filter(lam, self.lr, t)  # (s, *spectrum)
+            grid = torch.fft.irfftn(self.y_hat[:, None] * response, s=size, dim=dims)
+            out.append(grid.reshape(*grid.shape[:2], -1))
+        if not out:
+            return lam.new_zeros(self.y_hat.shape[0], 0, math.prod(size))
+        return torch.cat(out, 1)
 
 
 def check_lr(lr: float) -> float:
