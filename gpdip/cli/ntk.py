@@ -38,7 +38,14 @@ def register(subparsers) -> None:
         default="toeplitz",
         help="toeplitz: the non-periodic grid (default); circular: the torus",
     )
-    p.add_argument("--lr", type=float, required=True, help="GD learning rate η > 0")
+    rate = p.add_mutually_exclusive_group(required=True)
+    rate.add_argument("--lr", type=float, help="GD learning rate η > 0")
+    rate.add_argument(
+        "--lr-fraction",
+        type=float,
+        help="η = F · 2/λ⁺ with λ⁺ >= λ_max(Θ_oo) a cheap upper bound: any "
+        "0 < F < 1 is stable (the lr used is reported)",
+    )
     p.add_argument("--steps", required=True, help="comma-separated step counts, e.g. 30,300,3000")
     p.add_argument("--truth", default=None, help="ground truth: PSNR per step and the best step")
     p.add_argument("--out", required=True, help=".npy of shape (len(steps), *signal_shape)")
@@ -101,6 +108,7 @@ def parse_steps(text: str) -> list[int]:
 def run_ntk_predict(args: argparse.Namespace) -> int:
     from gpdip.gp import load_mask, save_array
     from gpdip.ntk import kernel_tables, predict_gd
+    from gpdip.ntk.predict import stable_lr
 
     if Path(args.out).suffix.lower() != ".npy":
         raise GpdipError(f"--out '{args.out}': expected a .npy file name")
@@ -113,11 +121,14 @@ def run_ntk_predict(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     theta, nngp = kernel_tables(args.arch, tuple(signal.shape[:dims]), dims=dims)
     compile_s = time.perf_counter() - t0
+    if args.lr is None:
+        args.lr = stable_lr(theta, args.lr_fraction, mask, args.boundary)
     pred = predict_gd(
         signal, theta, args.lr, steps, mask, truth, args.boundary, args.tol, args.max_lanczos
     )
     save_array(args.out, pred.mean)
     report = {
+        "lr": args.lr,
         "steps": steps,
         "psnr": pred.psnr,
         "best_step": pred.best_step,
@@ -151,10 +162,13 @@ def _variance(args: argparse.Namespace, theta, nngp, steps: list[int], mask) -> 
         var = gd_variance_dense(theta, nngp, args.lr, steps, mask, args.boundary)
         save_array(args.variance_out, var)
         return {"method": "dense-exact"}
+    from gpdip import compile_kernel
+
     gen = torch.Generator().manual_seed(args.seed)
+    dims = theta.dim()
     est = gd_variance(
         theta,
-        nngp,
+        lambda size: compile_kernel(args.arch, size, dims=dims),  # the embedding may grow
         args.lr,
         steps,
         mask,

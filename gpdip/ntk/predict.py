@@ -138,6 +138,18 @@ def check_mask(mask: Tensor | None, grid: Size) -> Tensor:
     return mask
 
 
+def stable_lr(
+    theta_table: Tensor, fraction: float, mask: Tensor | None = None, boundary: str = "toeplitz"
+) -> float:
+    """``fraction · 2/λ⁺``, with ``λ⁺ >= λ_max(Θ_oo)`` the cheap upper bound of
+    :func:`gpdip.ntk.operators.lambda_max_bounds`: stable for any ``0 < fraction < 1``."""
+    if not (isinstance(fraction, Real) and math.isfinite(fraction) and fraction > 0):
+        raise GpdipError(f"lr fraction: expected a finite number > 0, got {fraction!r}")
+    mask = check_mask(mask, table_grid_size(theta_table))
+    block = ObservedBlock(grid_operator(theta_table, boundary), mask)
+    return float(fraction) * 2 / lambda_max_bounds(block, theta_table, boundary)[1]
+
+
 def _check_settings(tol: float, max_lanczos: int, curve_points: int) -> None:
     if not (isinstance(tol, Real) and math.isfinite(tol) and tol >= 0):
         raise GpdipError(f"tol: expected a finite number >= 0, got {tol!r}")

@@ -287,7 +287,7 @@ def test_cli_1d_signal_and_variance(tmp_path, capsys):
     y = torch.rand(16, generator=gen, dtype=torch.float64)
     np.save(tmp_path / "y.npy", y.numpy())
     theta, nngp = kernel_tables("conv-d2", 16, dims=1)
-    lr = 0.5 / float(torch.linalg.eigvalsh(dense_from_table(theta)).max())
+    torus = torus_dense(theta, (16,))
     assert (
         main(
             [
@@ -299,8 +299,8 @@ def test_cli_1d_signal_and_variance(tmp_path, capsys):
                 "1",
                 "--boundary",
                 "circular",
-                "--lr",
-                repr(lr),
+                "--lr-fraction",
+                "0.9",
                 "--steps",
                 "3,30",
                 "--out",
@@ -314,7 +314,12 @@ def test_cli_1d_signal_and_variance(tmp_path, capsys):
     )
     report = json.loads(capsys.readouterr().out)
     assert report["method"] == "fft"  # torus denoising is diagonal in Fourier space
+    # on the whole torus the bound is the circulant's exact λ_max
+    lr = report["lr"]
+    assert lr == pytest.approx(0.9 * 2 / float(torch.linalg.eigvalsh(torus).max()), rel=1e-12)
     pred = np.load(tmp_path / "p.npy", allow_pickle=False)
+    ref = closed_form(torus, y, torch.ones(16, dtype=torch.bool), lr, [3, 30])
+    assert np.allclose(pred, ref.numpy(), rtol=0, atol=TOL)
     var = np.load(tmp_path / "v.npy", allow_pickle=False)
     exact = gd_variance_dense(theta, nngp, lr, [3, 30], boundary="circular")
     assert pred.shape == var.shape == (2, 16)
