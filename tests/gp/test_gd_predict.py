@@ -330,3 +330,18 @@ def test_kernel_tables_layout():
     theta, nngp = kernel_tables("conv-d2", (5, 6), dims=2)
     assert theta.shape == nngp.shape == (9, 11)
     assert torch.equal(nngp, gpdip.compile_kernel("conv-d2", (5, 6), dims=2))
+
+
+def test_torus_init_samples_have_the_wrapped_covariance():
+    """sample_init on the torus: empirical covariance of f_0 against the dense torus K."""
+    from gpdip.ntk.variance import sample_init
+
+    size = (12,)
+    nngp = exp_const_table(size, ls=1.5, c=0.4)
+    K = torus_dense(nngp, size)
+    S = 20000
+    f0 = sample_init(nngp, size, S, "circular", torch.Generator().manual_seed(11))
+    emp = f0.T @ f0 / S  # mean is known to be 0
+    # sd of a sample covariance entry is sqrt((K_ii K_jj + K_ij^2) / S) <= sqrt(2/S) max K
+    sd = math.sqrt(2 / S) * float(K.max())
+    assert float((emp - K).abs().max()) < 5 * sd
