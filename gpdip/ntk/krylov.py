@@ -125,16 +125,7 @@ class KrylovFit:
         return float(self.ritz.max())
 
 
-def _fit_at(
-    alphas: list[Tensor],
-    betas: list[Tensor],
-    images: Tensor,
-    norm: Tensor,
-    lr: float,
-    change: float,
-    converged: bool,
-    history: list[tuple[int, float]],
-) -> KrylovFit:
+def _eigh_tridiagonal(alphas: list[Tensor], betas: list[Tensor]) -> tuple[Tensor, Tensor]:
     """Eigen-decompose each ``T_m`` with numpy/LAPACK (torch's eigh is erratically slow here).
 
     A few right-hand sides: LAPACK's tridiagonal solver, one per ``T``; many (samples):
@@ -153,7 +144,54 @@ def _fit_at(
         T[:, idx[:-1], idx[1:]] = T[:, idx[1:], idx[:-1]] = off
         lam, vec = np.linalg.eigh(T)
         ritz, vectors = torch.from_numpy(lam), torch.from_numpy(vec)
-    return KrylovFit(images, ritz, vectors, norm, lr, len(alphas), change, converged, history)
+    return ritz, vectors
+
+
+class _Recurrence:
+    """The batched Lanczos three-term recurrence on ``Θ_oo``, keeping ``W = Θ_{:,o} Q``."""
+
+    def __init__(self, block: ObservedBlock, y: Tensor, reorth: bool):
+        B = y.shape[0]
+        self.block, self.reorth = block, reorth
+        self.norm = y.norm(dim=-1)
+        self.q = y / torch.where(self.norm > 0, self.norm, torch.ones_like(self.norm))[:, None]
+        self.q_prev = torch.zeros_like(self.q)
+        self.basis = _Buffer(B, block.n_obs if reorth else 0, y.dtype)
+        self.images = _Buffer(B, block.n, y.dtype)
+        self.alphas: list[Tensor] = []
+        self.betas: list[Tensor] = []
+        self.a_max = torch.zeros(B, dtype=y.dtype)
+
+    def step(self) -> bool:
+        """One Lanczos step; True when every Krylov space is invariant (breakdown)."""
+        q = self.q
+        if self.reorth:
+            self.basis.append(q)
+        full, w = self.block.apply(q)
+        self.images.append(full)
+        self.alphas.append((w * q).sum(-1))
+        w = w - self.alphas[-1][:, None] * q
+        if self.betas:
+            w = w - self.betas[-1][:, None] * self.q_prev
+        if self.reorth:  # one classical Gram-Schmidt pass against every earlier vector
+            Q = self.basis.view()
+            w = w - torch.einsum("bk,bkn->bn", torch.einsum("bkn,bn->bk", Q, w), Q)
+        self.a_max = torch.maximum(self.a_max, self.alphas[-1].abs())
+        b = w.norm(dim=-1)
+        live = b > BREAKDOWN * self.a_max
+        # a broken-down right-hand side continues with q = 0, β = 0: T stays block-diagonal
+        self.betas.append(torch.where(live, b, torch.zeros_like(b)))
+        self.q_prev = q
+        self.q = w / torch.where(live, b, torch.ones_like(b))[:, None] * live[:, None]
+        return not bool(live.any())
+
+    def fit(self, lr: float, history: list[tuple[int, float]]) -> KrylovFit:
+        """The current ``T_m`` and ``W_m`` as a :class:`KrylovFit` (not yet converged)."""
+        ritz, vectors = _eigh_tridiagonal(self.alphas, self.betas)
+        m = len(self.alphas)
+        return KrylovFit(
+            self.images.view(), ritz, vectors, self.norm, lr, m, math.inf, False, history
+        )
 
 
 def _next_check(m: int, check_every: int) -> int:
@@ -206,47 +244,27 @@ def lanczos_gd(
     memory and no ``O(m² n)`` cost.  A Ritz value with ``lr · θ >= 2`` stops the fit
     with :class:`GpdipError` (``lambda_upper``, an upper bound on ``λ_max``, is quoted).
     """
-    B = y.shape[0]
     reorth = block.n_obs <= REORTH_MAX if reorthogonalize is None else reorthogonalize
-    norm = y.norm(dim=-1)
-    q = y / torch.where(norm > 0, norm, torch.ones_like(norm))[:, None]
-    q_prev = torch.zeros_like(q)
-    basis, images = _Buffer(B, block.n_obs if reorth else 0, y.dtype), _Buffer(B, block.n, y.dtype)
-    alphas: list[Tensor] = []
-    betas: list[Tensor] = []
-    a_max = torch.zeros(B, dtype=y.dtype)
+    lanczos = _Recurrence(block, y, reorth)
     scale = max(float(y.abs().max()), 1e-300)
     previous: Tensor | None = None
     history: list[tuple[int, float]] = []
     check = check_every
     for m in range(1, max_steps + 1):
-        if reorth:
-            basis.append(q)
-        full, w = block.apply(q)
-        images.append(full)
-        alphas.append((w * q).sum(-1))
-        w = w - alphas[-1][:, None] * q - (betas[-1][:, None] * q_prev if betas else 0.0)
-        if reorth:  # one classical Gram-Schmidt pass against every earlier vector
-            Q = basis.view()
-            w = w - torch.einsum("bk,bkn->bn", torch.einsum("bkn,bn->bk", Q, w), Q)
-        a_max = torch.maximum(a_max, alphas[-1].abs())
-        b = w.norm(dim=-1)
-        live = b > BREAKDOWN * a_max
-        invariant = not bool(live.any())
-        if m in (check, max_steps) or invariant:
-            check = _next_check(m, check_every)
-            fit = _fit_at(alphas, betas, images.view(), norm, lr, float("inf"), invariant, history)
-            if lr * fit.ritz_max >= 2:  # a Ritz value is a lower bound on λ_max: stop early
-                check_stability(lr, fit.ritz_max, max(lambda_upper, fit.ritz_max))
-            current = fit.predict(steps)
-            if previous is not None:
-                history.append((m, float((current - previous).abs().max()) / scale))
-                fit.change = max(c for _, c in history[-2:]) if len(history) > 1 else fit.change
-            previous = current
-            if invariant or fit.change <= tol or m == max_steps:
-                fit.converged = invariant or fit.change <= tol
-                fit.change = 0.0 if invariant else fit.change  # exact: no truncation left
-                return fit
-        betas.append(torch.where(live, b, torch.zeros_like(b)))
-        q_prev, q = q, w / torch.where(live, b, torch.ones_like(b))[:, None] * live[:, None]
+        invariant = lanczos.step()
+        if m not in (check, max_steps) and not invariant:
+            continue
+        check = _next_check(m, check_every)
+        fit = lanczos.fit(lr, history)
+        if lr * fit.ritz_max >= 2:  # a Ritz value is a lower bound on λ_max: stop early
+            check_stability(lr, fit.ritz_max, max(lambda_upper, fit.ritz_max))
+        current = fit.predict(steps)
+        if previous is not None:
+            history.append((m, float((current - previous).abs().max()) / scale))
+            fit.change = max(c for _, c in history[-2:]) if len(history) > 1 else fit.change
+        previous = current
+        if invariant or fit.change <= tol or m == max_steps:
+            fit.converged = invariant or fit.change <= tol
+            fit.change = 0.0 if invariant else fit.change  # exact: no truncation left
+            return fit
     raise GpdipError(f"lanczos_gd: max_steps must be >= 1, got {max_steps}")
