@@ -123,37 +123,12 @@ def annotate(net: nn.Module, **attrs: Any) -> None:
 
 
 def limit_prior_variances(net: nn.Module, arch: Any) -> dict[str, float] | None:
-    """Per-parameter prior variance of the limit init: weight_var/fan_in for conv weights,
-    bias_var for biases (0: the bias is absent from the limit).  Exact, unlike the sample
-    second moment of a small tensor (a 1×16 readout's is off by ~35%).  None when the
-    architecture's convs do not share one (weight_var, bias_var) pair."""
-    from gpdip.arch.parse import load_architecture
-    from gpdip.arch.spec import Block, Conv, Skip
+    """Per-parameter prior variance of the limit init (weight_var/fan_in for conv weights,
+    bias_var for biases), as recorded by the network builder; None when some parameter has
+    none (see :func:`gpdip.finite.network.prior_variances`)."""
+    from gpdip.finite.network import prior_variances
 
-    pairs: set[tuple[float, float]] = set()
-
-    def walk(layers: Any) -> None:
-        for layer in layers:
-            if isinstance(layer, Conv):
-                pairs.add((layer.weight_var, layer.bias_var))
-            elif isinstance(layer, Block):
-                walk(layer.layers)
-            elif isinstance(layer, Skip):
-                walk(layer.branch)
-                walk(layer.shortcut)
-
-    walk(load_architecture(arch).layers)
-    if len(pairs) != 1:
-        return None
-    (wv, bv), out = pairs.pop(), {}
-    for name, p in net.named_parameters():
-        if name.endswith("weight") and p.dim() >= 3:
-            out[name] = wv / (p.shape[1] * p[0, 0].numel())
-        elif name.endswith("bias"):
-            out[name] = bv
-        else:
-            return None
-    return out
+    return prior_variances(net)
 
 
 def _builder_input(
