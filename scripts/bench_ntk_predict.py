@@ -12,8 +12,8 @@ exponential kernel with no constant part (ℓ = 6 px), whose spectrum is far les
 dominated by its top eigenvalue than a DIP kernel's: the Lanczos count there shows how
 the method scales when GD fits much of the image within the requested steps.
 
-Until the NTK compiler is merged the architecture's NNGP table stands in for Θ
-(:func:`gpdip.ntk.kernel_tables`).  Timings on a shared machine need an idle rerun.
+Θ is the architecture's NTK table (:func:`gpdip.ntk.kernel_tables`; its compile time is
+reported separately).  Timings on a shared machine need an idle rerun.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def main() -> None:
             "arch": args.arch,
             "size": size,
             "threads": torch.get_num_threads(),
-            "theta": "NNGP table standing in for the NTK (TODO merge)",
+            "theta": "NTK table (compile_kernels, ntk=True)",
         }
     ]
     tables = {args.arch: theta}

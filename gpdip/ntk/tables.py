@@ -12,12 +12,11 @@ def kernel_tables(
 ) -> tuple[Tensor, Tensor]:
     """``(theta_table, nngp_table)`` of ``arch`` on a grid of ``size``, same layout.
 
-    TODO(merge main): the NTK compiler lands on main as
-    ``compile_kernel(arch, size, dims=dims, kind="ntk")``; until that merge the NNGP
-    table stands in for the NTK table, so predictions are those of kernel GD with K.
+    Both come from one pass of :func:`gpdip.compile_kernels`: ``Θ`` in the NTK
+    parameterisation (docs/concepts.md) and ``K``, the output covariance at
+    initialisation, which the uncentred network's variance needs.
     """
-    from gpdip import compile_kernel
+    from gpdip import compile_kernels
 
-    nngp = compile_kernel(arch, size, dims=dims)
-    theta = nngp  # TODO(merge main): compile_kernel(arch, size, dims=dims, kind="ntk")
+    nngp, theta = compile_kernels(arch, size, dims=dims, ntk=True)
     return theta, nngp

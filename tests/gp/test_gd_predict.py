@@ -330,6 +330,8 @@ def test_kernel_tables_layout():
     theta, nngp = kernel_tables("conv-d2", (5, 6), dims=2)
     assert theta.shape == nngp.shape == (9, 11)
     assert torch.equal(nngp, gpdip.compile_kernel("conv-d2", (5, 6), dims=2))
+    assert torch.equal(theta, gpdip.compile_kernel("conv-d2", (5, 6), dims=2, kind="ntk"))
+    assert not torch.equal(theta, nngp)
 
 
 def test_torus_init_samples_have_the_wrapped_covariance():
