@@ -51,6 +51,7 @@ def run_case(
     mask: torch.Tensor,
     boundary: str,
     steps: list[int],
+    curve: bool = True,
 ) -> dict:
     _, upper = lambda_max_bounds(
         ObservedBlock(grid_operator(table, boundary), mask), table, boundary
@@ -60,7 +61,7 @@ def run_case(
     bare = predict_gd(observed, table, lr, steps, mask, boundary=boundary)
     bare_s, bare_cpu = time.perf_counter() - start, time.process_time() - cpu
     start = time.perf_counter()
-    pred = predict_gd(observed, table, lr, steps, mask, truth, boundary=boundary)
+    pred = predict_gd(observed, table, lr, steps, mask, truth if curve else None, boundary=boundary)
     with_truth_s = time.perf_counter() - start
     return {
         "case": name,
@@ -88,6 +89,9 @@ def main() -> None:
     parser.add_argument("--arch", default="unet2")
     parser.add_argument("--steps", default="30,300,3000,10000")
     parser.add_argument("--hard", action="store_true", help="add the exponential kernel case")
+    parser.add_argument("--only-hard", action="store_true", help="the exponential kernel only")
+    parser.add_argument("--boundaries", default="toeplitz,circular")
+    parser.add_argument("--no-curve", action="store_true", help="skip the PSNR-curve rerun")
     args = parser.parse_args()
     steps = [int(float(s)) for s in args.steps.split(",")]
     size = (args.size, args.size)
@@ -106,13 +110,22 @@ def main() -> None:
             "theta": "NTK table (compile_kernels, ntk=True)",
         }
     ]
-    tables = {args.arch: theta}
-    if args.hard:
+    tables = {} if args.only_hard else {args.arch: theta}
+    if args.hard or args.only_hard:
         tables["exp-l6"] = table_from_offsets(lambda r: torch.exp(-r / 6.0), size)
     for name, table in tables.items():
-        for boundary in ("toeplitz", "circular"):
+        for boundary in args.boundaries.split(","):
             records.append(
-                run_case(f"{name} inpaint", table, truth, truth * mask, mask, boundary, steps)
+                run_case(
+                    f"{name} inpaint",
+                    table,
+                    truth,
+                    truth * mask,
+                    mask,
+                    boundary,
+                    steps,
+                    not args.no_curve,
+                )
             )
             records.append(
                 run_case(
@@ -123,6 +136,7 @@ def main() -> None:
                     torch.ones(size, dtype=torch.bool),
                     boundary,
                     steps,
+                    not args.no_curve,
                 )
             )
             print(json.dumps(records[-2:], default=float), flush=True)
