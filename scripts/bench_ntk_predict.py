@@ -31,16 +31,16 @@ from gpdip.ntk import kernel_tables, predict_gd
 from gpdip.ntk.operators import ObservedBlock, grid_operator, lambda_max_bounds
 
 
-def test_image(size: int) -> torch.Tensor:
+def test_image(size: int) -> tuple[torch.Tensor, str]:
     """Lena (grey) cropped to ``size`` if the shared data is present, else a smooth pattern."""
     root = shared_data_dir()
     path = root / "inpainting" / "Lena512.png" if root is not None else None
     if path is not None and path.exists():
         image = load_image(path)
         image = image.mean(-1) if image.dim() == 3 else image
-        return image[:size, :size].contiguous()
+        return image[:size, :size].contiguous(), str(path)
     x = torch.linspace(0, 8, size, dtype=torch.float64)
-    return 0.5 + 0.25 * torch.sin(x)[:, None] * torch.cos(1.3 * x)[None, :]
+    return 0.5 + 0.25 * torch.sin(x)[:, None] * torch.cos(1.3 * x)[None, :], "synthetic"
 
 
 def run_case(
@@ -96,7 +96,7 @@ def main() -> None:
     steps = [int(float(s)) for s in args.steps.split(",")]
     size = (args.size, args.size)
     gen = torch.Generator().manual_seed(0)
-    truth = test_image(args.size)
+    truth, image_name = test_image(args.size)
     mask = torch.rand(size, generator=gen) < 0.5
     noisy = truth + 0.1 * torch.randn(size, generator=gen, dtype=torch.float64)
     start = time.perf_counter()
@@ -105,6 +105,7 @@ def main() -> None:
         {
             "compile_s": time.perf_counter() - start,
             "arch": args.arch,
+            "image": image_name,
             "size": size,
             "threads": torch.get_num_threads(),
             "theta": "NTK table (compile_kernels, ntk=True)",
