@@ -44,7 +44,8 @@ class GDPrediction:
     Attributes:
         steps: the step counts, as given.
         mean: ``(len(steps), *signal_shape)``: the centred network's output ``f_t``.
-        psnr: PSNR (dB) of each ``f_t`` against the truth, if one was given.
+        psnr: PSNR (dB) of each ``f_t`` against the truth, if one was given
+            (:func:`gpdip.gp.psnr`: prediction clipped to [0, 1], peak 1).
         best_step, best_psnr: the step of highest PSNR over a dense grid of steps up to
             ``max(steps)`` (log-spaced, then refined around its peak), if a truth was given.
         curve: ``(step, PSNR)`` pairs of that grid, sorted by step.
@@ -274,7 +275,9 @@ def psnr_curve(
     """PSNR at ``steps`` and on a log grid up to ``max(steps)``, refined around its peak.
 
     The refinement is a linear grid of ``points`` steps between the neighbours of the
-    coarse maximum (its resolution is given by the spacing of the returned steps).
+    coarse maximum (its resolution is given by the spacing of the returned steps).  The
+    Krylov basis was grown until the requested steps converged; the grid's smaller step
+    counts are lower-degree polynomials, in practice converged earlier (not checked).
     """
     t_max = max(steps)
 
