@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("gpdip.cli.gp", "inpaint the packaged house image (50%% dropped)"),
     "dip": ("gpdip.cli.dip", "train the Deep Image Prior network (SGD variants, SGLD, ...)"),
     "dip-sweep": ("gpdip.cli.dip", "DIP against its GP limit as the channels grow"),
+    "ntk-predict": ("gpdip.cli.ntk", "what GD-trained DIP outputs in the NTK limit, per step"),
 }
 
 
