@@ -145,3 +145,58 @@ def grid_preconditioner(
 
     mask = op.mask.to(base.spectrum.dtype)
     return apply
+
+
+
+#: Binomial taps of the normalised-convolution fill (order 4: a Gaussian of std 1 pixel).
+#: Orders 2/4/6/10 gave 430/185/186/224 CG iterations on a 128x128 conv-d2-s6 test.
+FILL_TAPS = (1.0, 4.0, 6.0, 4.0, 1.0)
+
+
+def extension_preconditioner(op: MaskedGridOperator, taps: tuple[float, ...] = FILL_TAPS
+                             ) -> MatVec:
+    """``P^{-1} = E^T (C + s2 I)^{-1} E`` for ``K_oo + s2 I`` on full-grid vectors.
+
+    ``C`` is T. Chan's circulant of the full-grid covariance and ``E`` extends observed
+    values to the whole grid by normalised convolution with a small binomial blur ``g``:
+    ``E v = v + (1 - M) (g * v) / (g * M)`` (holes wider than ``g`` stay 0).  Why: the
+    plain sandwich ``S (a C + b I)^{-1} S^T`` scatters a smooth observed field with
+    zeros, and that mask pattern leaks into high frequencies where ``(a C + b)^{-1}``
+    is ``1 / b``: for smooth kernels at small noise it swamps the signal (more than 600
+    CG iterations on the test above).  With the fill, a smooth mode ``S f`` gives
+    ``E S K M f ~ p K f``, ``(C + s2)^{-1}`` turns it into ``p f``, and ``E^T`` sums
+    ``1 / p`` copies back: eigenvalue about 1; a rough mode (``K S^T v ~ 0``) passes
+    through ``1 / s2``: eigenvalue 1 as well.  ``P^{-1}`` is symmetric positive
+    definite (``E`` is injective).  Cost: one FFT pair of the ``H x W`` grid and four
+    separable blurs per application.  Vectors are ``(B, H*W)`` and vanish off the mask.
+    """
+    base = op.base
+    size = base.grid_size
+    dims = tuple(range(-len(size), 0))
+    dtype = base.spectrum.dtype
+    inv = (1.0 / (tchan_spectrum(base.table.detach()) + float(op.noise))).to(dtype)
+    w = torch.tensor(taps, dtype=dtype)
+    w = w / w.sum()
+    mask = op.mask.to(dtype).reshape(1, *size)
+    density = _blur(mask, w)
+    fill = torch.where(density > 1e-3, (1 - mask) / density.clamp_min(1e-3), 0.0)
+
+    def apply(v: Tensor) -> Tensor:
+        g = v.reshape(-1, *size)
+        extended = g + fill * _blur(g, w)
+        z = torch.fft.irfftn(torch.fft.rfftn(extended, dim=dims) * inv.to(v.dtype), s=size,
+                             dim=dims)
+        return (mask * (z + _blur(fill * z, w))).reshape(v.shape)
+
+    return apply
+
+
+def _blur(x: Tensor, taps: Tensor) -> Tensor:
+    """Separable zero-padded convolution of ``(B, *size)`` grids with symmetric ``taps``."""
+    r = taps.numel() // 2
+    for axis in range(1, x.dim()):
+        n = x.shape[axis]
+        padded = torch.nn.functional.pad(x.movedim(axis, -1), (r, r))
+        out = sum(taps[i].to(x.dtype) * padded[..., i : i + n] for i in range(taps.numel()))
+        x = out.movedim(-1, axis)
+    return x
