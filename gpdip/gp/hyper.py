@@ -43,14 +43,13 @@ import torch
 from torch import Tensor
 
 from ..errors import GpdipError
-from .grid import dense_from_table
 from .kernels import DIPKernel, Matern52Table, RBFTable, TableKernel
 
 Window = tuple[int, int, int, int]  # (y0, x0, h, w)
 #: Range of the noise-to-output-scale ratio searched when the noise is learned.  The floor
 #: keeps the solves well posed: the rough kernels' likelihood keeps rising as the noise falls
 #: to the 8-bit quantisation level (variance 1/(12 * 255^2) = 1.3e-6 on [0, 1] images).
-RATIO_RANGE = (1e-5, 10.0)
+RATIO_RANGE = (1e-5, 1e4)
 #: Range searched for a lengthscale or a learned DIP parameter (log-uniform golden search).
 PARAM_RANGE = (0.25, 32.0)
 MIN_OBSERVED = 3
@@ -59,9 +58,9 @@ MIN_OBSERVED = 3
 def fitting_windows(mask: Tensor, crop: int = 24, n_crops: int = 16) -> list[Window]:
     """Up to ``n_crops`` tiles of ``crop x crop`` chosen by observed pixels.
 
-    Tiles of a regular tiling (the last row/column flush with the border) with at
-    least a quarter of their pixels observed are kept (all tiles with any observed
-    pixel if none qualifies), then ``n_crops`` are taken at even strides in raster
+    Tiles of a regular tiling (the last row/column of tiles cut at the border, so no
+    pixel counts twice) with at least a quarter of their pixels observed are kept (all
+    tiles with any observed pixel if none qualifies), then ``n_crops`` are taken at even strides in raster
     order so they spread over the image.  Raises :class:`GpdipError` when the mask
     observes fewer than ``MIN_OBSERVED`` pixels.
     """
@@ -71,11 +70,9 @@ def fitting_windows(mask: Tensor, crop: int = 24, n_crops: int = 16) -> list[Win
                          f"the mask observes {n_obs}")
     H, W = mask.shape
     h, w = min(H, crop), min(W, crop)
-    ys = sorted({min(y, H - h) for y in range(0, H, h)})
-    xs = sorted({min(x, W - w) for x in range(0, W, w)})
-    tiles = [(y, x, h, w) for y in ys for x in xs]
-    counts = [int(mask[y : y + h, x : x + w].sum()) for y, x, _, _ in tiles]
-    keep = [t for t, c in zip(tiles, counts, strict=True) if c >= max(2, h * w // 4)]
+    tiles = [(y, x, min(h, H - y), min(w, W - x)) for y in range(0, H, h) for x in range(0, W, w)]
+    counts = [int(mask[y : y + a, x : x + b].sum()) for y, x, a, b in tiles]
+    keep = [t for t, c in zip(tiles, counts, strict=True) if c >= max(2, t[2] * t[3] // 4)]
     if not keep:
         keep = [t for t, c in zip(tiles, counts, strict=True) if c > 0]
     if len(keep) > n_crops:
@@ -84,22 +81,41 @@ def fitting_windows(mask: Tensor, crop: int = 24, n_crops: int = 16) -> list[Win
     return keep
 
 
-def _window_spectra(unit_table: Tensor, image: Tensor, mask: Tensor, windows: list[Window],
-                    mu: float) -> tuple[Tensor, Tensor]:
-    """Eigenvalues ``theta`` of every window's unit ``K_oo`` and squared projections ``u^2``.
+class WindowData:
+    """Observed pixels of the fitting windows: table indices of every pair, and residuals.
 
-    Returns two 1-D float64 tensors of length ``sum_c m_c`` (all windows concatenated).
+    Built once per image and mask (``select_kernel`` shares it between candidates), so a
+    likelihood evaluation is a table lookup and one ``eigh`` per window.
     """
-    thetas, projs = [], []
-    for y, x, h, w in windows:
-        sub = mask[y : y + h, x : x + w].reshape(-1)
-        idx = torch.nonzero(sub).reshape(-1)
-        K = dense_from_table(unit_table, (h, w))[idx][:, idx]
-        r = image[y : y + h, x : x + w].reshape(-1)[idx].double() - mu
-        theta, U = torch.linalg.eigh(K)
-        thetas.append(theta.clamp_min(0.0))  # roundoff negatives of a PSD matrix
-        projs.append((U.T @ r) ** 2)
-    return torch.cat(thetas), torch.cat(projs)
+
+    def __init__(self, image: Tensor, mask: Tensor, windows: list[Window], mu: float):
+        self.windows = windows
+        self.size = (max(w[2] for w in windows), max(w[3] for w in windows))
+        centre = torch.tensor([s - 1 for s in self.size])  # offset 0 in a table of ``size``
+        self.pairs: list[tuple[Tensor, Tensor]] = []
+        self.residuals: list[Tensor] = []
+        for y, x, h, w in windows:
+            coords = torch.nonzero(mask[y : y + h, x : x + w])  # (m, 2)
+            diff = coords[:, None, :] - coords[None, :, :] + centre
+            self.pairs.append((diff[..., 0], diff[..., 1]))
+            self.residuals.append(image[y : y + h, x : x + w][mask[y : y + h, x : x + w]] - mu)
+
+    @property
+    def observed(self) -> int:
+        return sum(r.numel() for r in self.residuals)
+
+    def spectra(self, unit_table: Tensor) -> tuple[Tensor, Tensor]:
+        """Eigenvalues ``theta`` of every window's unit ``K_oo`` and squared projections ``u^2``.
+
+        ``unit_table`` covers the largest window (``(2h-1, 2w-1)`` for ``size = (h, w)``).  Returns two 1-D float64
+        tensors of length ``sum_c m_c`` (all windows concatenated).
+        """
+        thetas, projs = [], []
+        for (dy, dx), r in zip(self.pairs, self.residuals, strict=True):
+            theta, U = torch.linalg.eigh(unit_table[dy, dx])
+            thetas.append(theta.clamp_min(0.0))  # roundoff negatives of a PSD matrix
+            projs.append((U.T @ r) ** 2)
+        return torch.cat(thetas), torch.cat(projs)
 
 
 def profile_mll(theta: Tensor, proj: Tensor, noise: float | None = None) -> dict:
@@ -172,7 +188,7 @@ def _free_parameters(kernel: TableKernel) -> dict[str, Callable[[float], None]]:
 
 def fit_hyperparameters(
     kernel: TableKernel, image: Tensor, mask: Tensor, noise: float | None = None,
-    crop: int = 24, n_crops: int = 16, windows: list[Window] | None = None,
+    crop: int = 24, n_crops: int = 16, data: WindowData | None = None,
     progress: bool = False,
 ) -> dict:
     """Fit output scale, kernel parameters and (if ``noise`` is None) the noise, in place.
@@ -181,15 +197,9 @@ def fit_hyperparameters(
     Returns ``{"noise", "outputscale", "lengthscale"?, <learned DIP params>?,
     "log_marginal_likelihood" (of the windows), "windows", "observed_in_fit", "crop"}``.
     """
-    image, mask = image.double(), mask.bool()
-    if windows is None:
-        windows = fitting_windows(mask, crop, n_crops)
-    obs = image[mask]
-    if obs.numel() < MIN_OBSERVED:
-        raise GpdipError(f"hyperparameter fit needs at least {MIN_OBSERVED} observed pixels; "
-                         f"the mask observes {obs.numel()}")
-    mu = float(obs.mean())
-    size = windows[0][2:]
+    if data is None:
+        data = window_data(image, mask, crop, n_crops)
+    size = data.size
     setters = _free_parameters(kernel)
 
     def evaluate() -> dict:
@@ -198,7 +208,7 @@ def fit_hyperparameters(
             unit = kernel.table(size).detach().double()
             if not bool(torch.isfinite(unit).all()):
                 raise GpdipError("kernel table has non-finite values at these parameters")
-            return profile_mll(*_window_spectra(unit, image, mask, windows, mu), noise)
+            return profile_mll(*data.spectra(unit), noise)
 
     best: dict = {}
     for _ in range(2 if len(setters) > 1 else 1):  # coordinate sweeps
@@ -216,10 +226,19 @@ def fit_hyperparameters(
     with torch.no_grad():
         kernel.outputscale = out["outputscale"]
     out.update(best)
-    out.update(windows=[list(w) for w in windows], crop=list(size),
-               observed_in_fit=int(sum(int(mask[y : y + h, x : x + w].sum())
-                                       for y, x, h, w in windows)))
+    out.update(windows=[list(w) for w in data.windows], crop=list(size),
+               observed_in_fit=data.observed)
     return out
+
+
+def window_data(image: Tensor, mask: Tensor, crop: int = 24, n_crops: int = 16) -> WindowData:
+    """:class:`WindowData` of :func:`fitting_windows`, centred on the observed mean."""
+    image, mask = image.double(), mask.bool()
+    if tuple(mask.shape) != tuple(image.shape):
+        raise GpdipError(f"hyperparameter fit: mask shape {tuple(mask.shape)} does not match "
+                         f"image shape {tuple(image.shape)}")
+    windows = fitting_windows(mask, crop, n_crops)
+    return WindowData(image, mask, windows, float(image[mask].mean()))
 
 
 def exact_mll(table: Tensor, image: Tensor, mask: Tensor, noise: Tensor, mu: float) -> Tensor:
@@ -290,14 +309,14 @@ def select_kernel(
     Candidates whose construction fails (compiler missing, unknown name) are
     skipped with a warning; a mask that cannot be fitted raises at once.
     """
-    windows = fitting_windows(mask.bool(), crop, n_crops)
+    data = window_data(image, mask, crop, n_crops)
     results, best, best_kernel = [], None, None
     trials: list[tuple[str, float | None]] = [(c, None) for c in candidates]
     trials += [(c, s) for c in candidates if c not in ("rbf", "matern52") for s in sigmas]
     for name, sigma in trials:
         try:
             kernel = factory(name) if sigma is None else _fixed_sigma(name, sigma)
-            fit = fit_hyperparameters(kernel, image, mask, noise, windows=windows)
+            fit = fit_hyperparameters(kernel, image, mask, noise, data=data)
         except Exception as exc:  # a missing compiler or catalog entry is not fatal
             warnings.warn(f"kernel candidate '{name}' skipped: {exc}", stacklevel=2)
             continue

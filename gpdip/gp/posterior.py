@@ -152,8 +152,9 @@ def grid_posterior(
     estimate.  ``precond``: ``"extension"`` (:func:`extension_preconditioner`, default) or
     ``"circulant"`` (:func:`grid_preconditioner`, the earlier default).  ``precision``:
     ``"float64"`` (default), ``"float32"`` (loses CG orthogonality sooner: 142 vs 112
-    iterations on a 512x512 test at tol 1e-4) or ``"auto"`` (float32 when ``tol >= 1e-4``).  ``logdet_probes > 0`` adds the log marginal
-    likelihood by SLQ (``info["log_marginal_likelihood"]`` and ``..._se``; summed over channels).
+    iterations on a 512x512 test at tol 1e-4) or ``"auto"`` (float32 when ``tol >= 1e-4``).
+    ``logdet_probes > 0`` adds the log marginal likelihood by SLQ
+    (``info["log_marginal_likelihood"]`` and ``..._se``; summed over channels).
     """
     colour = image.dim() == mask.dim() + 1
     planes = image.movedim(-1, 0) if colour else image[None]  # (C, H, W)
