@@ -60,8 +60,8 @@ def fitting_windows(mask: Tensor, crop: int = 24, n_crops: int = 16) -> list[Win
 
     Tiles of a regular tiling (the last row/column of tiles cut at the border, so no
     pixel counts twice) with at least a quarter of their pixels observed are kept (all
-    tiles with any observed pixel if none qualifies), then ``n_crops`` are taken at even strides in raster
-    order so they spread over the image.  Raises :class:`GpdipError` when the mask
+    tiles with any observed pixel if none qualifies), then ``n_crops`` are taken at even
+    strides in raster order so they spread over the image.  Raises :class:`GpdipError` when the mask
     observes fewer than ``MIN_OBSERVED`` pixels.
     """
     n_obs = int(mask.sum())
@@ -107,8 +107,8 @@ class WindowData:
     def spectra(self, unit_table: Tensor) -> tuple[Tensor, Tensor]:
         """Eigenvalues ``theta`` of every window's unit ``K_oo`` and squared projections ``u^2``.
 
-        ``unit_table`` covers the largest window (``(2h-1, 2w-1)`` for ``size = (h, w)``).  Returns two 1-D float64
-        tensors of length ``sum_c m_c`` (all windows concatenated).
+        ``unit_table`` covers the largest window (``(2h-1, 2w-1)`` for ``size = (h, w)``).
+        Returns two 1-D float64 tensors of length ``sum_c m_c`` (all windows concatenated).
         """
         thetas, projs = [], []
         for (dy, dx), r in zip(self.pairs, self.residuals, strict=True):
@@ -182,8 +182,15 @@ def _free_parameters(kernel: TableKernel) -> dict[str, Callable[[float], None]]:
     for name in getattr(kernel, "learn", ()):
         param = getattr(kernel, f"log_{name}")
         if param.requires_grad:
-            setters[name] = lambda v, p=param: p.data.fill_(math.log(v))
+            setters[name] = _log_setter(param)
     return setters
+
+
+def _log_setter(param: Tensor) -> Callable[[float], None]:
+    def set_value(v: float) -> None:
+        param.data.fill_(math.log(v))
+
+    return set_value
 
 
 def fit_hyperparameters(
