@@ -66,8 +66,10 @@ def fitting_windows(mask: Tensor, crop: int = 24, n_crops: int = 16) -> list[Win
     """
     n_obs = int(mask.sum())
     if n_obs < MIN_OBSERVED:
-        raise GpdipError(f"hyperparameter fit needs at least {MIN_OBSERVED} observed pixels; "
-                         f"the mask observes {n_obs}")
+        raise GpdipError(
+            f"hyperparameter fit needs at least {MIN_OBSERVED} observed pixels; "
+            f"the mask observes {n_obs}"
+        )
     H, W = mask.shape
     h, w = min(H, crop), min(W, crop)
     tiles = [(y, x, min(h, H - y), min(w, W - x)) for y in range(0, H, h) for x in range(0, W, w)]
@@ -128,6 +130,7 @@ def profile_mll(theta: Tensor, proj: Tensor, noise: float | None = None) -> dict
     n = theta.numel()
     const = n * math.log(2 * math.pi)
     if noise is None:
+
         def objective(log_lam: float) -> float:
             lam = math.exp(log_lam)
             scale = max(float((proj / (theta + lam)).sum()) / n, 1e-300)
@@ -148,8 +151,9 @@ def profile_mll(theta: Tensor, proj: Tensor, noise: float | None = None) -> dict
     return {"log_marginal_likelihood": best, "noise": noise, "outputscale": math.exp(log_scale)}
 
 
-def _search_1d(f: Callable[[float], float], lo: float, hi: float, grid: int = 25,
-               golden: int = 30) -> tuple[float, float]:
+def _search_1d(
+    f: Callable[[float], float], lo: float, hi: float, grid: int = 25, golden: int = 30
+) -> tuple[float, float]:
     """Maximise ``f`` on ``[lo, hi]``: a grid, then golden section around the best point."""
     xs = [lo + (hi - lo) * i / (grid - 1) for i in range(grid)]
     vals = [f(x) for x in xs]
@@ -175,6 +179,7 @@ def _free_parameters(kernel: TableKernel) -> dict[str, Callable[[float], None]]:
     """Setters of the kernel's continuous parameters that the fit should search."""
     setters: dict[str, Callable[[float], None]] = {}
     if kernel.has_lengthscale and kernel.raw_lengthscale.requires_grad:
+
         def set_lengthscale(v: float) -> None:
             kernel.lengthscale = torch.tensor(v, dtype=kernel.raw_lengthscale.dtype)
 
@@ -194,8 +199,13 @@ def _log_setter(param: Tensor) -> Callable[[float], None]:
 
 
 def fit_hyperparameters(
-    kernel: TableKernel, image: Tensor, mask: Tensor, noise: float | None = None,
-    crop: int = 24, n_crops: int = 16, data: WindowData | None = None,
+    kernel: TableKernel,
+    image: Tensor,
+    mask: Tensor,
+    noise: float | None = None,
+    crop: int = 24,
+    n_crops: int = 16,
+    data: WindowData | None = None,
     progress: bool = False,
 ) -> dict:
     """Fit output scale, kernel parameters and (if ``noise`` is None) the noise, in place.
@@ -233,14 +243,21 @@ def fit_hyperparameters(
     with torch.no_grad():
         kernel.outputscale = out["outputscale"]
     out.update(best)
-    out.update(windows=[list(w) for w in data.windows], crop=list(size),
-               observed_in_fit=data.observed)
+    out.update(
+        windows=[list(w) for w in data.windows], crop=list(size), observed_in_fit=data.observed
+    )
     return out
 
 
-def refine_on_whole_image(kernel: TableKernel, image: Tensor, mask: Tensor,
-                          noise: float | None = None, probes: int = 8, steps: int = 60,
-                          generator: torch.Generator | None = None) -> dict:
+def refine_on_whole_image(
+    kernel: TableKernel,
+    image: Tensor,
+    mask: Tensor,
+    noise: float | None = None,
+    probes: int = 8,
+    steps: int = 60,
+    generator: torch.Generator | None = None,
+) -> dict:
     """Re-fit output scale (and noise) on the whole observed image by SLQ, in place.
 
     Uses :class:`~gpdip.gp.slq.ShiftedQuadrature` of the unit observed operator: one
@@ -268,27 +285,36 @@ def refine_on_whole_image(kernel: TableKernel, image: Tensor, mask: Tensor,
         return -0.5 * (n * math.log(scale) + n + quad.logdet(lam)[0] + n * math.log(2 * math.pi))
 
     if noise is None:
-        log_lam, best = _search_1d(profile, *(math.log(v) for v in RATIO_RANGE))
+        log_lam, best = _search_1d(profile, math.log(RATIO_RANGE[0]), math.log(RATIO_RANGE[1]))
         scale = max(quad.quadratic(math.exp(log_lam)) / n, 1e-300)
         noise = math.exp(log_lam) * scale
     else:
         var = max(float(y.var()), noise)
-        log_s, best = _search_1d(lambda ls: quad.log_marginal_likelihood(math.exp(ls), noise),
-                                 math.log(var) - 12, math.log(var) + 6)
+        log_s, best = _search_1d(
+            lambda ls: quad.log_marginal_likelihood(math.exp(ls), noise),
+            math.log(var) - 12,
+            math.log(var) + 6,
+        )
         scale = math.exp(log_s)
     with torch.no_grad():
         kernel.outputscale = scale
     se = 0.5 * quad.logdet(noise / scale)[1]
-    return {"noise": noise, "outputscale": scale, "log_marginal_likelihood": best,
-            "log_marginal_likelihood_se": se}
+    return {
+        "noise": noise,
+        "outputscale": scale,
+        "log_marginal_likelihood": best,
+        "log_marginal_likelihood_se": se,
+    }
 
 
 def window_data(image: Tensor, mask: Tensor, crop: int = 24, n_crops: int = 16) -> WindowData:
     """:class:`WindowData` of :func:`fitting_windows`, centred on the observed mean."""
     image, mask = image.double(), mask.bool()
     if tuple(mask.shape) != tuple(image.shape):
-        raise GpdipError(f"hyperparameter fit: mask shape {tuple(mask.shape)} does not match "
-                         f"image shape {tuple(image.shape)}")
+        raise GpdipError(
+            f"hyperparameter fit: mask shape {tuple(mask.shape)} does not match "
+            f"image shape {tuple(image.shape)}"
+        )
     windows = fitting_windows(mask, crop, n_crops)
     return WindowData(image, mask, windows, float(image[mask].mean()))
 
@@ -344,15 +370,30 @@ def make_kernel(name: str, lengthscale: float | None = None, **kw) -> TableKerne
 #: likelihood" and the RBF/Matérn baselines stay separate comparisons.  Name them
 #: explicitly (``auto:rbf,matern52,unet2``) to let a baseline compete.
 DEFAULT_CANDIDATES: tuple[str, ...] = (
-    "unet2", "ae-d2", "ae-d3", "conv-d2", "conv-d3", "conv-d4",
-    "conv-d2-s2", "conv-d3-s2", "conv-d4-s2", "conv-d2-s6", "conv-d3-s6", "conv-d4-s6",
+    "unet2",
+    "ae-d2",
+    "ae-d3",
+    "conv-d2",
+    "conv-d3",
+    "conv-d4",
+    "conv-d2-s2",
+    "conv-d3-s2",
+    "conv-d4-s2",
+    "conv-d2-s6",
+    "conv-d3-s6",
+    "conv-d4-s6",
 )
 
 
 def select_kernel(
-    image: Tensor, mask: Tensor, candidates: tuple[str, ...] = DEFAULT_CANDIDATES,
-    sigmas: tuple[float, ...] = (), noise: float | None = None, crop: int = 24,
-    n_crops: int = 16, factory: Callable[..., TableKernel] = make_kernel,
+    image: Tensor,
+    mask: Tensor,
+    candidates: tuple[str, ...] = DEFAULT_CANDIDATES,
+    sigmas: tuple[float, ...] = (),
+    noise: float | None = None,
+    crop: int = 24,
+    n_crops: int = 16,
+    factory: Callable[..., TableKernel] = make_kernel,
     progress: bool = False,
 ) -> tuple[TableKernel, dict]:
     """Fit every candidate on the same windows; return the one with the highest likelihood.

@@ -139,18 +139,21 @@ def test_selection_ranks_like_the_exact_whole_image_likelihood(gen):
         k = make_kernel(fit["kernel"], fit["lengthscale"])
         k.outputscale = fit["outputscale"]
         s2 = torch.tensor(fit["noise"], dtype=torch.float64)
-        whole[fit["kernel"]] = float(exact_mll(k.table(size).detach(), img, mask, s2,
-                                               float(img[mask].mean())))
+        whole[fit["kernel"]] = float(
+            exact_mll(k.table(size).detach(), img, mask, s2, float(img[mask].mean()))
+        )
     assert whole["rbf"] > whole["matern52"]
 
 
 @pytest.mark.slow  # a fresh interpreter importing torch and gpytorch: 5-20 s here
 def test_fit_does_not_import_dynamo():
-    code = ("import sys, torch\nfrom gpdip.gp.hyper import fit_hyperparameters, make_kernel\n"
-            "g = torch.Generator().manual_seed(0)\n"
-            "img = torch.rand(16, 16, generator=g, dtype=torch.float64)\n"
-            "fit_hyperparameters(make_kernel('rbf'), img, torch.rand(16, 16, generator=g) < 0.5)\n"
-            "print('torch._dynamo' in sys.modules)")
+    code = (
+        "import sys, torch\nfrom gpdip.gp.hyper import fit_hyperparameters, make_kernel\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "img = torch.rand(16, 16, generator=g, dtype=torch.float64)\n"
+        "fit_hyperparameters(make_kernel('rbf'), img, torch.rand(16, 16, generator=g) < 0.5)\n"
+        "print('torch._dynamo' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
 
@@ -181,6 +184,8 @@ def test_whole_image_refinement_against_dense_maximum(gen):
     noise, scale = float(lams[i] * q[i]), float(q[i])
     assert fit["noise"] == pytest.approx(noise, rel=0.2)
     assert fit["outputscale"] == pytest.approx(scale, rel=0.1)
-    gap = (_whole_mll(2.0, scale, noise, img, mask)
-           - _whole_mll(2.0, fit["outputscale"], fit["noise"], img, mask)) / n
+    gap = (
+        _whole_mll(2.0, scale, noise, img, mask)
+        - _whole_mll(2.0, fit["outputscale"], fit["noise"], img, mask)
+    ) / n
     assert -1e-9 < gap < 0.01
