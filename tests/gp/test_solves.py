@@ -87,3 +87,11 @@ def test_gpytorch_noise_below_its_bound_is_raised_with_a_warning(gen):
     assert post.info["noise"] == GPYTORCH_MIN_NOISE
     ref = dense_posterior(kernel.table(size).detach(), img, mask, GPYTORCH_MIN_NOISE, mean=mu)
     assert torch.allclose(post.mean, ref.mean, atol=1e-5)
+
+
+def test_extension_preconditioner_in_1d(gen):
+    table = rbf_table((60,), ls=2.0)
+    y = torch.rand(60, generator=gen, dtype=torch.float64)
+    mask = torch.rand(60, generator=gen) < 0.5
+    post = grid_posterior(table, y, mask, 1e-4, tol=1e-10, max_iter=5000)
+    assert torch.allclose(post.mean, dense_posterior(table, y, mask, 1e-4).mean, atol=1e-8)
