@@ -1,6 +1,13 @@
-"""Benchmark of the GP engine; prints JSON and writes docs/benchmarks-gp.md.
+"""Benchmark of the GP engine; prints JSON (docs/benchmarks-gp.md holds the tables).
 
 Usage: python scripts/bench_gp.py [--quick] [--lookup-only [--lookup-size 64]]
+       [--fit-solve-only] [--images N]
+
+``--fit-solve-only`` runs only the model-selection and small-noise measurements:
+``--kernel auto`` at 512^2 (noise 1e-2 and 1e-4), CG iterations of the circulant and
+extension preconditioners (synthetic 512^2 and the shared inpainting images, 50%
+Bernoulli masks) and a 1024^2 RGB inpainting with ``auto``.  The machine's load
+average is recorded: numbers taken under load need an idle rerun.
 """
 
 from __future__ import annotations
@@ -8,6 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import resource
 import sys
@@ -20,11 +28,13 @@ import torch
 from gpdip.errors import GpdipError
 from gpdip.gp import inpaint
 from gpdip.gp.grid import grid_coordinates
+from gpdip.gp.hyper import fit_hyperparameters, make_kernel
 from gpdip.gp.inpaint import gpytorch_posterior
 from gpdip.gp.kernels import DIPKernel, Matern52Table, interpolate_table
 from gpdip.gp.posterior import grid_posterior
 from gpdip.gp.sampling import CirculantSampler
 from gpdip.io.images import channels_last, load_image, psnr
+from gpdip.io.paths import shared_data_dir
 
 
 def peak_rss_gb() -> float:
@@ -109,6 +119,79 @@ def bench_dip_lookup(kernel: DIPKernel, gen, size: int) -> dict:
             "gpytorch_mean_new_s": s_new, "gpytorch_mean_old_s": s_old,
             "gpytorch_mean_ratio_old_over_new": s_old / s_new,
             "gpytorch_mean_max_abs_diff": float((p_new.mean - p_old.mean).abs().max())}
+def bench_auto(size: int, noise: float, gen: torch.Generator) -> dict:
+    """Whole ``inpaint(..., kernel="auto")``: window fit of every candidate + batched CG."""
+    img = test_image(size)
+    mask = torch.rand(img.shape, generator=gen) < 0.5
+    post, t = timed(lambda: inpaint(img * mask, mask, "auto", noise=noise, backend="grid",
+                                    tol=1e-4))
+    hyper = post.info["hyper"]
+    return {"size": size, "noise": noise, "tol": 1e-4, "seconds": t,
+            "chosen": hyper["kernel"], "outputscale": hyper["outputscale"],
+            "cg_iterations": post.info["cg_iterations"], "psnr": psnr(post.mean, img),
+            "load_average": os.getloadavg()[0]}
+
+
+def bench_precond(name: str, img: torch.Tensor, noise: float, gen: torch.Generator,
+                  kernel: str = "conv-d2-s6", max_iter: int = 1500) -> dict:
+    """CG iterations and seconds, circulant (before) vs extension (after), at equal tol.
+
+    The output scale is fitted on the windows with the noise fixed, as ``auto`` does.
+    """
+    mask = torch.rand(img.shape, generator=gen) < 0.5
+    k = make_kernel(kernel)
+    fit = fit_hyperparameters(k, img, mask, noise=noise)
+    table = k.table(tuple(img.shape)).detach()
+    row: dict = {"image": name, "size": list(img.shape), "kernel": kernel, "noise": noise,
+                 "outputscale": fit["outputscale"], "tol": 1e-4}
+    means = {}
+    for precond in ("circulant", "extension"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            post, t = timed(lambda p=precond: grid_posterior(table, img, mask, noise, tol=1e-4,
+                                                             max_iter=max_iter, precond=p))
+        means[precond] = post.mean
+        row[precond] = {"cg_iterations": post.info["cg_iterations"], "seconds": t,
+                        "residual": post.info["cg_residual"]}
+    row["max_abs_mean_difference"] = float((means["circulant"] - means["extension"]).abs().max())
+    row["load_average"] = os.getloadavg()[0]
+    return row
+
+
+def bench_rgb_1024(gen: torch.Generator) -> dict:
+    """1024x1024 RGB with ``auto``: one window fit on the channel mean, one batched CG."""
+    grey = test_image(1024)
+    img = torch.stack([grey, grey.flip(0), grey.flip(1)], -1)
+    mask = torch.rand(grey.shape, generator=gen) < 0.5
+    post, t = timed(lambda: inpaint(img * mask[..., None], mask, "auto", backend="grid",
+                                    tol=1e-4))
+    hyper = post.info["hyper"]
+    return {"size": [1024, 1024, 3], "seconds": t, "chosen": hyper["kernel"],
+            "noise": hyper["noise"], "cg_iterations": post.info["cg_iterations"],
+            "psnr": psnr(post.mean, img), "load_average": os.getloadavg()[0]}
+
+
+def fit_and_solve(args, gen: torch.Generator) -> dict:
+    res: dict = {"machine": f"{platform.processor() or platform.machine()}, "
+                 f"{torch.get_num_threads()} threads, torch {torch.__version__}",
+                 "load_average_start": os.getloadavg()}
+    for noise in (1e-2, 1e-4):
+        res[f"auto_512_noise{noise:g}"] = bench_auto(512, noise, gen)
+        print(json.dumps(res), flush=True)
+    res["precond"] = []
+    cases = [("house128-tiled", test_image(512))]
+    folder = shared_data_dir()
+    if folder is not None and args.images:
+        for path in sorted((folder / "inpainting").glob("*.png"))[: args.images]:
+            img = channels_last(load_image(path))
+            cases.append((path.stem, img.mean(-1) if img.dim() == 3 else img))
+    for name, img in cases:
+        for noise in (1e-2, 1e-4):
+            res["precond"].append(bench_precond(name, img, noise, gen))
+            print(json.dumps(res["precond"][-1]), flush=True)
+    res["rgb_1024_auto"] = bench_rgb_1024(gen)
+    res["load_average_end"] = os.getloadavg()
+    return res
 
 
 def main() -> None:
@@ -119,9 +202,16 @@ def main() -> None:
     ap.add_argument("--lookup-only", action="store_true",
                     help="run only the DIPKernel integer-lookup vs interpolation case")
     ap.add_argument("--lookup-size", type=int, default=64)
+    ap.add_argument("--fit-solve-only", action="store_true",
+                    help="only the auto / preconditioner / 1024 RGB measurements")
+    ap.add_argument("--images", type=int, default=11,
+                    help="shared inpainting images in the preconditioner comparison")
     args = ap.parse_args()
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
+    if args.fit_solve_only:
+        print(json.dumps(fit_and_solve(args, gen), indent=1))
+        return
     kernel = DIPKernel("unet2", outputscale=0.05).double()
     if args.lookup_only:
         print(json.dumps({"dip_lookup": bench_dip_lookup(kernel, gen, args.lookup_size)},

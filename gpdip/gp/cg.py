@@ -145,3 +145,61 @@ def grid_preconditioner(
 
     mask = op.mask.to(base.spectrum.dtype)
     return apply
+
+
+
+#: Order of the binomial blur of the normalised-convolution fill (4: taps 1 4 6 4 1, a
+#: Gaussian of std 1 pixel).  Orders 2/4/6/10 gave 430/185/186/224 CG iterations on a
+#: 128x128 conv-d2-s6 test (noise 1e-4, output scale 0.3).
+FILL_ORDER = 4
+
+
+def extension_preconditioner(op: MaskedGridOperator, order: int = FILL_ORDER) -> MatVec:
+    """``P^{-1} = E^T (C + s2 I)^{-1} E`` for ``K_oo + s2 I`` on full-grid vectors.
+
+    ``C`` is T. Chan's circulant of the full-grid covariance and ``E`` extends observed
+    values to the whole grid by normalised convolution with a small binomial blur ``g``:
+    ``E v = v + (1 - M) (g * v) / (g * M)`` (holes wider than ``g`` stay 0).  Why: the
+    plain sandwich ``S (a C + b I)^{-1} S^T`` scatters a smooth observed field with
+    zeros, and that mask pattern leaks into high frequencies where ``(a C + b)^{-1}``
+    is ``1 / b``: for smooth kernels at small noise it swamps the signal (more than 600
+    CG iterations on the test above).  With the fill, a smooth mode ``S f`` gives
+    ``E S K M f ~ p K f``, ``(C + s2)^{-1}`` turns it into ``p f``, and ``E^T`` sums
+    ``1 / p`` copies back: eigenvalue about 1; a rough mode (``K S^T v ~ 0``) passes
+    through ``1 / s2``: eigenvalue 1 as well.  ``P^{-1}`` is symmetric positive
+    definite (``E`` is injective).  Cost: one FFT pair of the ``H x W`` grid and four
+    separable blurs per application.  Vectors are ``(B, H*W)`` and vanish off the mask.
+    """
+    base = op.base
+    size = base.grid_size
+    dims = tuple(range(-len(size), 0))
+    dtype = base.spectrum.dtype
+    inv = (1.0 / (tchan_spectrum(base.table.detach()) + float(op.noise))).to(dtype)
+    mask = op.mask.to(dtype).reshape(1, *size)
+    density = _blur(mask, order)
+    fill = torch.where(density > 1e-3, (1 - mask) / density.clamp_min(1e-3), 0.0)
+
+    def apply(v: Tensor) -> Tensor:
+        g = v.reshape(-1, *size)
+        extended = g + fill * _blur(g, order)
+        z = torch.fft.irfftn(torch.fft.rfftn(extended, dim=dims) * inv.to(v.dtype), s=size,
+                             dim=dims)
+        return (mask * (z + _blur(fill * z, order))).reshape(v.shape)
+
+    return apply
+
+
+def _blur(x: Tensor, order: int) -> Tensor:
+    """Zero-padded binomial blur of order ``order`` (even) along every grid axis of ``x``.
+
+    ``(B, *size)`` grids; ``order / 2`` passes of the taps ``(1, 2, 1) / 4`` per axis
+    (two passes: ``(1, 4, 6, 4, 1) / 16``), by shifted adds (no padding copies).
+    """
+    for axis in range(1, x.dim()):
+        for _ in range(order // 2):
+            out = 2.0 * x
+            n = x.shape[axis]
+            out.narrow(axis, 1, n - 1).add_(x.narrow(axis, 0, n - 1))
+            out.narrow(axis, 0, n - 1).add_(x.narrow(axis, 1, n - 1))
+            x = out.mul_(0.25)
+    return x

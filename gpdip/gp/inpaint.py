@@ -24,6 +24,8 @@ from gpdip.gp.kernels import TableKernel
 from gpdip.gp.posterior import Posterior, dense_posterior, grid_posterior
 
 BACKENDS = ("auto", "dense", "gpytorch", "grid")
+#: Lower bound of GPyTorch's ``GaussianLikelihood`` noise (its default ``GreaterThan(1e-4)``).
+GPYTORCH_MIN_NOISE = 1e-4
 DENSE_AUTO_MAX = 1024  # observed pixels up to which ``auto`` uses the dense reference
 
 
@@ -44,7 +46,15 @@ def gpytorch_posterior(kernel: TableKernel, image: Tensor, mask: Tensor, noise: 
 
     GPyTorch uses Cholesky up to ``max_cholesky_size`` (800) training points and CG
     beyond; the variance of every pixel is expensive there (``variance=False`` skips it).
+    A noise below GPyTorch's bound ``GPYTORCH_MIN_NOISE`` is raised to it with a warning
+    (the likelihood would otherwise refuse it); ``info["noise"]`` holds the value used.
     """
+    if noise < GPYTORCH_MIN_NOISE:
+        warnings.warn(f"gpytorch backend: noise {noise:.3g} is below GPyTorch's noise bound "
+                      f"{GPYTORCH_MIN_NOISE:g} (GaussianLikelihood); using {GPYTORCH_MIN_NOISE:g} "
+                      "(use backend='grid' or 'dense' for smaller noise)", GpdipWarning,
+                      stacklevel=2)
+        noise = GPYTORCH_MIN_NOISE
     x = grid_coordinates(tuple(image.shape))
     obs = mask.reshape(-1)
     lik = gpytorch.likelihoods.GaussianLikelihood().double()
@@ -57,7 +67,7 @@ def gpytorch_posterior(kernel: TableKernel, image: Tensor, mask: Tensor, noise: 
         mean = pred.mean
         std = pred.variance.clamp_min(0).sqrt().reshape(image.shape) if variance else None
     post = Posterior(mean.reshape(image.shape), std)
-    post.info = {"backend": "gpytorch", "mean_constant": mu}
+    post.info = {"backend": "gpytorch", "mean_constant": mu, "noise": noise}
     return post
 
 
@@ -142,10 +152,20 @@ def _solve(k, hyper, image, mask, backend, tol, n_samples, std, mean, generator,
 
 def _colour(image, mask, kernel, noise, lengthscale, backend, tol, n_samples, std, mean, fit,
             shared, generator, progress) -> Posterior:
-    """Independent GP per channel; hyperparameters shared (fit on the channel mean) or not."""
+    """Independent GP per channel; hyperparameters shared (fit on the channel mean) or not.
+
+    With shared hyperparameters the grid backend solves every channel (and sample) as
+    right-hand sides of one batched CG; the other backends loop over channels.
+    """
     k, hyper = (None, None)
     if shared:
+        t0 = time.perf_counter()
         k, hyper = resolve_kernel(kernel, image.mean(-1), mask, noise, lengthscale, fit, progress)
+        if backend == "grid" or (backend == "auto" and int(mask.sum()) > DENSE_AUTO_MAX):
+            post = _solve(k, hyper, image, mask, "grid", tol, n_samples, std, mean, generator,
+                          progress)
+            post.info.update(hyper=hyper, time_s=time.perf_counter() - t0)
+            return post
     outs = []
     for c in range(image.shape[-1]):
         if shared:

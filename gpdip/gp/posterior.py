@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from gpdip.errors import GpdipError
-from gpdip.gp.cg import conjugate_gradients, grid_preconditioner
+from gpdip.gp.cg import conjugate_gradients, extension_preconditioner, grid_preconditioner
 from gpdip.gp.grid import TableFn, crop_table, dense_from_table
 from gpdip.gp.sampling import CirculantSampler
 from gpdip.gp.toeplitz import GridKernelOperator, MaskedGridOperator
@@ -74,13 +74,15 @@ def _check(image: Tensor, mask: Tensor) -> None:
 
 def _slq_mll(op: MaskedGridOperator, r: Tensor, alpha: Tensor, probes: int,
              generator: torch.Generator | None) -> dict:
-    """``-1/2 (r^T alpha + log|A| + n log 2 pi)`` with ``log|A|`` by SLQ, and its std error."""
+    """``-1/2 (r^T alpha + log|A| + n log 2 pi)`` per channel row of ``r``/``alpha``
+    ``(C, n)``, summed, with ``log|A|`` by SLQ (shared) and its std error."""
     from gpdip.gp.slq import slq_logdet
 
-    logdet, se = slq_logdet(op.matvec, r.numel(), probes, generator=generator)
-    const = r.numel() * math.log(2 * math.pi)
-    return {"log_marginal_likelihood": -0.5 * (float(r @ alpha) + logdet + const),
-            "log_marginal_likelihood_se": 0.5 * se}
+    logdet, se = slq_logdet(op.matvec, r.shape[-1], probes, generator=generator)
+    const = r.shape[-1] * math.log(2 * math.pi)
+    quad = float((r * alpha).sum())
+    return {"log_marginal_likelihood": -0.5 * (quad + r.shape[0] * (logdet + const)),
+            "log_marginal_likelihood_se": 0.5 * r.shape[0] * se}
 
 
 def _working_dtype(precision: str, tol: float) -> torch.dtype:
@@ -139,61 +141,92 @@ def grid_posterior(
     kernel: Tensor | TableFn, image: Tensor, mask: Tensor, noise: float,
     mean: str | float = "observed", n_samples: int = 0, tol: float = 1e-6,
     max_iter: int = 2000, generator: torch.Generator | None = None, progress: bool = False,
-    precision: str = "float64", logdet_probes: int = 0,
+    precision: str = "float64", logdet_probes: int = 0, precond: str = "extension",
 ) -> Posterior:
-    """Posterior by FFT matmuls and batched preconditioned CG (see module doc).
+    """Posterior by FFT matmuls and one batched preconditioned CG (see module doc).
 
-    ``kernel`` is a table covering the image or a callable ``size -> table``
-    (needed for sampling when the minimal circulant embedding is not PSD).
-    With ``n_samples > 0`` the std map is the pathwise Monte Carlo estimate.
-    ``precision``: ``"float64"`` (default), ``"float32"`` (FFTs and CG in single precision;
-    loses CG orthogonality sooner: 142 vs 112 iterations on a 512x512 test at tol 1e-4)
-    or ``"auto"`` (float32 when ``tol >= 1e-4``).  ``logdet_probes > 0`` adds the log
-    marginal likelihood estimated by SLQ (``info["log_marginal_likelihood"]`` and its
-    standard error ``info["log_marginal_likelihood_se"]``).
+    ``image`` is ``(H, W)`` or ``(H, W, C)``: channels share kernel and mask, so all of
+    them (and all samples) are right-hand sides of one CG.  ``kernel`` is a table
+    covering the image or a callable ``size -> table`` (needed when the minimal circulant
+    embedding is not PSD).  With ``n_samples > 0`` the std map is the pathwise Monte Carlo
+    estimate.  ``precond``: ``"extension"`` (:func:`extension_preconditioner`, default) or
+    ``"circulant"`` (:func:`grid_preconditioner`, the earlier default).  ``precision``:
+    ``"float64"`` (default), ``"float32"`` (loses CG orthogonality sooner: 142 vs 112
+    iterations on a 512x512 test at tol 1e-4) or ``"auto"`` (float32 when ``tol >= 1e-4``).
+    ``logdet_probes > 0`` adds the log marginal likelihood by SLQ
+    (``info["log_marginal_likelihood"]`` and ``..._se``; summed over channels).
     """
-    _check(image, mask)
-    size = tuple(image.shape)
+    colour = image.dim() == mask.dim() + 1
+    planes = image.movedim(-1, 0) if colour else image[None]  # (C, H, W)
+    for plane in planes:
+        _check(plane, mask)
+    size = tuple(planes.shape[1:])
     table = kernel(size) if callable(kernel) else crop_table(kernel, size)
     table = table.detach().to(torch.float64)
     work = _working_dtype(precision, tol)
     op = MaskedGridOperator(GridKernelOperator(table, work), mask,
                             torch.tensor(noise, dtype=torch.float64))
-    precond = grid_preconditioner(op, full=True)
-    y = op.gather(image)
-    fmask = op.mask.to(work)
-
-    def solve(b: Tensor):  # b: (B, n_obs) -> CG on full-grid vectors vanishing off the mask
-        full = op.scatter(b).reshape(b.shape[0], -1).to(work)
-        x, cg = conjugate_gradients(op.matvec_full, full, precond, tol, max_iter, progress)
-        return fmask * x, cg
-
-    info: dict = {"backend": "grid", "cg_iterations": 0, "cg_residual": 0.0}
+    solve = _make_solver(op, precond, tol, max_iter, progress, work)
+    ys = op.gather(planes.to(torch.float64))  # (C, n_obs)
+    info: dict = {"backend": "grid", "preconditioner": precond, "cg_iterations": 0}
     if mean == "ml":
-        sol, cg = solve(torch.stack([y, torch.ones_like(y)]))
+        alpha, _, cg = solve(torch.cat([ys, torch.ones_like(ys[:1])]))
         info["cg_iterations"] += cg.iterations
-        mu = float(sol[0].double().sum() / sol[1].double().sum())
+        mus = [float(a.sum() / alpha[-1].sum()) for a in alpha[:-1]]
     else:
-        mu = constant_mean(y, mean)
-    rhs = [(y - mu)[None]]
+        mus = [constant_mean(y, mean) for y in ys]
+    mu = torch.tensor(mus, dtype=torch.float64)
+    rhs = [ys - mu[:, None]]
     prior = None
     if n_samples:
         sampler = CirculantSampler(kernel if callable(kernel) else table, size)
-        prior = sampler.sample(n_samples, generator).to(image.dtype)
-        eps = torch.randn((n_samples, y.numel()), generator=generator, dtype=image.dtype,
-                          device=image.device)
+        prior = sampler.sample(n_samples * len(mus), generator).to(torch.float64)
+        eps = torch.randn((prior.shape[0], ys.shape[1]), generator=generator,
+                          dtype=torch.float64)
         rhs.append(-(op.gather(prior) + noise**0.5 * eps))
-    sol, cg = solve(torch.cat(rhs))
+    alpha, corr, cg = solve(torch.cat(rhs))
     info["cg_iterations"] += cg.iterations
     info["cg_residual"] = cg.residual
-    info["mean_constant"] = mu
-    corr = op.base.grid_matmul(sol.reshape(-1, *size)).to(torch.float64)  # K_{:o} per column
-    post = Posterior(mu + corr[0], info=info)
+    means = mu[:, None, None] + corr[: len(mus)]  # (C, H, W)
+    info["mean_constant"] = mus if colour else mus[0]
+    post = Posterior(_channels_last(means, colour), info=info)
     if logdet_probes:
-        alpha = op.gather(sol[0].reshape(size).double())
-        info.update(_slq_mll(op, y - mu, alpha, logdet_probes, generator))
+        info.update(_slq_mll(op, ys - mu[:, None], alpha[: len(mus)], logdet_probes, generator))
     if prior is not None:
-        post.samples = post.mean + prior + corr[1:]
-        post.std = ((post.samples - post.mean) ** 2).mean(0).sqrt()
+        # sample j of channel c is row c * n_samples + j (channel-major)
+        draws = (prior + corr[len(mus):]).reshape(len(mus), n_samples, *size)
+        samples = means[:, None] + draws  # (C, n, H, W)
+        std = (draws**2).mean(1).sqrt()
+        post.samples = samples.movedim(0, -1) if colour else samples[0]
+        post.std = _channels_last(std, colour)
         info["std_mc_relative_error"] = math.sqrt(1.0 / (2 * n_samples))
     return post
+
+
+def _channels_last(planes: Tensor, colour: bool) -> Tensor:
+    return planes.movedim(0, -1) if colour else planes[0]
+
+
+def _make_solver(op: MaskedGridOperator, precond: str, tol: float, max_iter: int,
+                 progress: bool, work: torch.dtype):
+    """``solve(b (B, n_obs)) -> (alpha (B, n_obs), K_{:o} alpha (B, H, W), CGInfo)``.
+
+    CG runs on full-grid vectors that vanish off the mask (no scatter/gather per iteration).
+    """
+    if precond == "extension":
+        apply = extension_preconditioner(op)
+    elif precond == "circulant":
+        apply = grid_preconditioner(op, full=True)
+    else:
+        raise GpdipError(f"precond: expected 'extension' or 'circulant', got {precond!r}")
+    size = op.base.grid_size
+    fmask = op.mask.to(work)
+
+    def solve(b: Tensor):
+        full = op.scatter(b).reshape(b.shape[0], -1).to(work)
+        x, cg = conjugate_gradients(op.matvec_full, full, apply, tol, max_iter, progress)
+        x = (fmask * x).reshape(-1, *size)
+        corr = op.base.grid_matmul(x).to(torch.float64)
+        return op.gather(x.to(torch.float64)), corr, cg
+
+    return solve

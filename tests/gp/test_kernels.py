@@ -50,7 +50,7 @@ def test_fit_recovers_lengthscale(gen):
     img = img + 0.05 * torch.randn(size, generator=gen, dtype=torch.float64)
     mask = torch.rand(size, generator=gen) < 0.6
     k = RBFTable(1.0).double()
-    fit = fit_hyperparameters(k, img, mask, crop=24, iters=80)
+    fit = fit_hyperparameters(k, img, mask, crop=24)
     assert fit["lengthscale"] == pytest.approx(2.5, rel=0.3)
     assert fit["noise"] == pytest.approx(0.0025, rel=0.6)
     ref = dense_posterior(k.table(size).detach(), img, mask, fit["noise"])
