@@ -357,10 +357,13 @@ class _GaussianLogLik(torch.autograd.Function):
 
 def make_kernel(name: str, lengthscale: float | None = None, **kw) -> TableKernel:
     """``rbf``, ``matern52`` (learned lengthscale) or an architecture for :class:`DIPKernel`."""
+    if lengthscale is not None and not (math.isfinite(lengthscale) and lengthscale > 0):
+        raise GpdipError(f"lengthscale: expected a finite number > 0, got {lengthscale!r}")
+    start = 2.0 if lengthscale is None else lengthscale  # a fixed value is kept, never replaced
     if name == "rbf":
-        k: TableKernel = RBFTable(lengthscale or 2.0)
+        k: TableKernel = RBFTable(start)
     elif name == "matern52":
-        k = Matern52Table(lengthscale or 2.0)
+        k = Matern52Table(start)
     else:
         return DIPKernel(name, **kw).double()
     if lengthscale is not None:
