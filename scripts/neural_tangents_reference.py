@@ -44,11 +44,14 @@ def nets() -> dict[str, tuple]:
 
 
 def stationary(kernel: np.ndarray) -> np.ndarray:
-    """mean_t k(t, t + r) for |r_d| ≤ RADIUS from the (H, W, H, W) position kernel."""
+    """mean_t k(t, t + r) for |r_d| ≤ RADIUS from the position kernel.
+
+    neural-tangents orders the spatial axes of a 2-D kernel as (H, H', W, W').
+    """
     out = np.zeros((2 * RADIUS + 1,) * 2)
     for dy in range(-RADIUS, RADIUS + 1):
         for dx in range(-RADIUS, RADIUS + 1):
-            vals = [kernel[i, j, (i + dy) % SIZE, (j + dx) % SIZE]
+            vals = [kernel[i, (i + dy) % SIZE, j, (j + dx) % SIZE]
                     for i in range(SIZE) for j in range(SIZE)]
             out[dy + RADIUS, dx + RADIUS] = np.mean(vals)
     return out
