@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from gpdip.cli.args import MAX_SEED, MAX_THREADS, check_device, check_ranges
+from gpdip.cli.args import MAX_SEED, check_device, check_ranges
 from gpdip.errors import GpdipError
 
 
@@ -54,7 +54,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="network input: the limit's Gaussian noise or DIP's U[0, 0.1]",
     )
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run_dip)
@@ -92,7 +91,6 @@ RANGES: tuple[tuple[str, tuple], ...] = (
     ("log_every", (int, 1, 10_000_000, False, False)),
     ("checkpoint_every", (int, 0, 10_000_000, False, False)),
     ("seed", (int, 0, MAX_SEED, False, False)),
-    ("threads", (int, 1, MAX_THREADS, False, False)),
 )
 
 
@@ -127,13 +125,10 @@ def _load_problem(args: argparse.Namespace):
 
 def run_dip(args: argparse.Namespace) -> int:
     """Load, build, train, write images, curves and summary.json to ``--out``."""
-    import torch
 
     from gpdip.io.rundir import locked
 
     check_args(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     cfg = _config(args)
     y, mask, truth = _load_problem(args)
     with locked(args.out) as out:  # one process per folder, from training to the last file

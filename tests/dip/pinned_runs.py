@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import torch
 
-from gpdip.dip import DIPConfig, Problem, add_noise, fit, make_network, psnr
+from gpdip.dip import DIPConfig, Problem, add_noise, fit, make_network
+from gpdip.io.images import psnr
 
 # (case name, method, scheme-specific options): every branch the old trainer had
 CASES: list[tuple[str, str, dict]] = [

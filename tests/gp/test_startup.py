@@ -59,4 +59,5 @@ def test_public_names_resolve():
     for name in gp.__all__:
         assert getattr(gp, name) is not None
     assert set(gp.__all__) <= set(dir(gp))
-    assert sorted(gp._EXPORTS) == gp.__all__  # one list of names, kept in step
+    # one list of names, kept in step (GpdipWarning lives in gpdip.errors, re-exported)
+    assert sorted([*gp._EXPORTS, "GpdipWarning"]) == gp.__all__
