@@ -138,6 +138,15 @@ class Layer:
         """Correlation radius after the layer, given the one before (see farfield)."""
         return radius
 
+    def keeps_offsets(self) -> bool:
+        """Whether its maps keep every table offset r (pointwise or tap maps, no resampling)."""
+        return False
+
+    def final_upsamples(self, where: str, keeps: bool) -> set[str]:
+        """Its upsamplings (compiler paths) after which every layer keeps offsets
+        (``keeps``: every layer after this one does); see :mod:`gpdip.limit.phase_tables`."""
+        return set()
+
 
 # --- folds over sequences: the only walkers, each calling the layers' own rules ----------
 
@@ -199,6 +208,19 @@ def far_radius(layers: tuple[Layer, ...], radius: float) -> float:
         if math.isinf(radius):
             return radius
     return radius
+
+
+def sequence_final_upsamples(layers: tuple[Layer, ...], where: str, keeps: bool) -> set[str]:
+    """The final upsamplings of a sequence named as the compiler's walker names its layers."""
+    found: set[str] = set()
+    for i in reversed(range(len(layers))):
+        found |= layers[i].final_upsamples(f"{where}[{i}]", keeps)
+        keeps = keeps and layers[i].keeps_offsets()
+    return found
+
+
+def sequence_keeps_offsets(layers: tuple[Layer, ...]) -> bool:
+    return all(layer.keeps_offsets() for layer in layers)
 
 
 def nonlinear_depth(layers: tuple[Layer, ...]) -> int:

@@ -16,7 +16,7 @@ moves no correlation radius and needs no extra offsets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -56,7 +56,10 @@ class ChannelNorm(Layer):
             return groups
         k11, k22 = ct.diagonal_pairs(group.nngp)
         scale = torch.rsqrt((k11 + self.eps) * (k22 + self.eps))
-        return [group.map_tables(lambda t: ct.CovTable(t.values * scale, t.period, t.radius))]
+        return [group.map_tables(lambda t: replace(t, values=t.values * scale))]
+
+    def keeps_offsets(self) -> bool:
+        return True
 
 
 class ChannelNormModule(nn.Module):

@@ -30,6 +30,8 @@ from gpdip.layers.base import (
     one_of,
     sequence_channels,
     sequence_factor,
+    sequence_final_upsamples,
+    sequence_keeps_offsets,
 )
 from gpdip.limit import covtable as ct
 from gpdip.limit.state import Group
@@ -101,6 +103,13 @@ class Skip(Layer):
     def nonlinear_depth(self) -> int:
         return max(nonlinear_depth(self.branch), nonlinear_depth(self.shortcut))
 
+    def keeps_offsets(self) -> bool:
+        return sequence_keeps_offsets(self.branch + self.shortcut)
+
+    def final_upsamples(self, where: str, keeps: bool) -> set[str]:
+        return (sequence_final_upsamples(self.shortcut, f"{where}.shortcut", keeps)
+                | sequence_final_upsamples(self.branch, f"{where}.branch", keeps))
+
     def module(self, builder: Builder, channels: int) -> tuple[nn.Module, int]:
         shortcut, c_short = builder.sequence(self.shortcut, channels)
         branch, c_branch = builder.sequence(self.branch, channels)
@@ -169,6 +178,12 @@ class Block(Layer):
     def nonlinear_depth(self) -> int:
         return nonlinear_depth(self.layers)
 
+    def keeps_offsets(self) -> bool:
+        return sequence_keeps_offsets(self.layers)
+
+    def final_upsamples(self, where: str, keeps: bool) -> set[str]:
+        return sequence_final_upsamples(self.layers, where, keeps)  # the walker's names
+
     def output_layer(self) -> Layer | None:
         return last_conv(self.layers)
 
@@ -211,7 +226,7 @@ def _sum(a: ct.CovTable | None, b: ct.CovTable | None) -> ct.CovTable | None:
     if a is None or b is None:
         return None
     ta, tb = ct.align([a, b])
-    return ct.CovTable(ta.values + tb.values, ta.period, ta.radius)
+    return replace(ta, values=ta.values + tb.values)  # keeps an offset list (phase_tables)
 
 
 def _show(factor: Fraction) -> str:

@@ -51,6 +51,9 @@ class Elementwise(Layer):
     def nonlinear_depth(self) -> int:
         return 1
 
+    def keeps_offsets(self) -> bool:
+        return True
+
     def module(self, builder: Builder, channels: int) -> tuple[nn.Module, int]:
         return self.torch_module(), channels
 
@@ -70,11 +73,12 @@ class Elementwise(Layer):
         if table is None:
             return out
         k11, k22 = ct.diagonal_pairs(table)
-        nngp = ct.CovTable(self.expectation(k11, k22, table.values), table.period, table.radius)
+        # replace(): a table on an offset list (phase_tables) keeps its list
+        nngp = replace(table, values=self.expectation(k11, k22, table.values))
         ntk = None
         if group.ntk is not None:
             factor = self.derivative_expectation(k11, k22, table.values)
-            ntk = ct.CovTable(group.ntk.values * factor, table.period, table.radius)
+            ntk = replace(group.ntk, values=group.ntk.values * factor)
         return replace(out, nngp=nngp, ntk=ntk)
 
 

@@ -83,6 +83,9 @@ class Conv(Layer):
     def far_radius(self, radius: float) -> float:
         return radius if math.isinf(radius) else math.floor(radius / self.stride)
 
+    def keeps_offsets(self) -> bool:
+        return self.stride == 1
+
     def limit(self, groups: list[Group], walker: Walker, where: str,
               need: tuple[int, ...] | None) -> list[Group]:
         conv_id = walker.new_id()
@@ -92,20 +95,17 @@ class Conv(Layer):
         if groups[0].nngp is not None:
             weight_var = walker.param("weight_var", self.weight_var)
             bias_var = walker.param("bias_var", self.bias_var)
-            nngp = self._mix([g.nngp for g in groups], groups)
-            nngp = ct.CovTable(weight_var * nngp.values + bias_var, nngp.period, nngp.radius)
+            nngp = self._mix([g.nngp for g in groups], groups, weight_var, bias_var)
             if walker.ntk:
-                theta = self._mix([g.ntk for g in groups], groups)
-                ntk = ct.CovTable(weight_var * theta.values + nngp.values, nngp.period,
-                                  nngp.radius)
+                theta = self._mix([g.ntk for g in groups], groups, weight_var, 0.0)
+                ntk = replace(theta, values=theta.values + nngp.values)
         group = Group(nngp, ntk, float(self.channels), True, frozenset({conv_id}), ancestry,
                       period // math.gcd(period, self.stride))
         return [group.map_tables(lambda t: ct.decimate(t, self.stride))
                 if self.stride > 1 else group]
 
-    def _mix(self, tables: list, groups: list[Group]) -> ct.CovTable:
-        """Σ_g (c_g/c)·taps(C_g): the tap average of the concatenated input."""
+    def _mix(self, tables: list, groups: list[Group], weight_var, bias_var) -> ct.CovTable:
+        """weight_var·Σ_g (c_g/c)·taps(C_g) + bias_var: the tap average of the concatenation."""
         total = sum(g.channels for g in groups)
         parts = ct.align([ct.conv_taps(t, self.kernel_size) for t in tables])
-        mixed = sum(p.values * (g.channels / total) for p, g in zip(parts, groups, strict=True))
-        return ct.CovTable(mixed, parts[0].period, parts[0].radius)  # type: ignore[arg-type]
+        return ct.affine_mix(parts, [g.channels / total for g in groups], weight_var, bias_var)

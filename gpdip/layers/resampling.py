@@ -27,6 +27,8 @@ from torch import nn
 
 from gpdip.layers.base import PASS, Layer, one_of, positive_int
 from gpdip.limit import covtable as ct
+from gpdip.limit import phase_tables as pt
+from gpdip.limit.farfield import upsampled_radius
 from gpdip.limit.state import Group
 
 if TYPE_CHECKING:
@@ -110,40 +112,66 @@ class Upsample(Layer):
         return math.ceil(radius / self.factor) + extra
 
     def far_radius(self, radius: float) -> float:
-        if self.mode == "sinc":
+        if self.mode == "sinc" or math.isinf(radius):
             return math.inf
-        # Fine points r apart read coarse points ≥ ⌊r/τ⌋ − 2·span apart.
-        return self.factor * (radius + 2 * _SPAN[self.mode] + 1) - 1
+        return upsampled_radius(int(radius), self.factor, self.mode)
+
+    def final_upsamples(self, where: str, keeps: bool) -> set[str]:
+        return {where} if keeps and self.mode != "sinc" else set()
 
     def limit(self, groups: list[Group], walker: Walker, where: str,
               need: tuple[int, ...] | None) -> list[Group]:
-        return [self._map(g, walker, where) for g in groups]
+        return [self._map(g, walker, where, need) for g in groups]
 
-    def _map(self, group: Group, walker: Walker, where: str) -> Group:
+    def _map(self, group: Group, walker: Walker, where: str,
+             need: tuple[int, ...] | None) -> Group:
         if self.mode == "sinc":
             if group.period != 1:
                 raise walker.fail(where, "sinc upsampling needs a stationary input, but an "
                                   "earlier nearest/bilinear upsampling made it cyclostationary; "
                                   "use sinc throughout or nearest/bilinear here")
             return group.map_tables(lambda t: ct.sinc_upsample(t, self.factor))
+        coarse_period = group.period
         group = replace(group, period=group.period * self.factor)
-        if group.nngp is not None:
-            self._check_size(group.nngp, walker, where)
-        sources = ct.nearest_sources if self.mode == "nearest" else ct.bilinear_sources
-        return group.map_tables(lambda t: ct.upsample(t, self.factor, sources(self.factor)))
+        final = where in walker.final and walker.plan is not None
+        if need is not None:  # also on the walk without tables: fail before any work
+            self._check_size(coarse_period, need, final, walker, where)
+        if group.nngp is None:
+            return group
+        return group.map_tables(self._table_map(group.nngp, final, walker, need))
 
-    def _check_size(self, table: ct.CovTable, walker: Walker, where: str) -> None:
-        span = _SPAN[self.mode]
-        entries = math.prod(self.factor * p * (2 * self.factor * (r - 2 * span) + 1)
-                            for p, r in zip(table.period, table.radius, strict=True))
+    def _table_map(self, table: ct.CovTable, final: bool, walker: Walker,
+                   need: tuple[int, ...] | None):
+        """The exact upsampling map; on an offset list when that is cheaper (phase_tables).
+
+        The same linear map serves K and Θ: the fold is decided once, from K's table."""
+        sources = (ct.nearest_sources if self.mode == "nearest" else ct.bilinear_sources)(
+            self.factor)
+        plan = walker.plan
+        if final and plan is not None and pt.worth_listing(table, self.factor, plan.want):
+            return lambda t: pt.upsample_final(t, self.factor, sources, plan)
+        if need is not None and plan is not None and pt.worth_listing(table, self.factor, need):
+            return lambda t: pt.upsample_folded(t, self.factor, sources, need, plan.folds)
+        return lambda t: ct.upsample(t, self.factor, sources)
+
+    def _check_size(self, period: int, need: tuple[int, ...], final: bool, walker: Walker,
+                    where: str) -> None:
+        """Refuse an upsampled phase table above ``max_entries`` (before computing it)."""
+        if final:
+            assert walker.plan is not None
+            entries = (self.factor * period) ** len(need) * pt.offset_count(walker.plan)
+        else:
+            span = _SPAN[self.mode]
+            entries = math.prod(self.factor * period
+                                * (2 * self.factor * (self.needed_radius(n) - 2 * span) + 1)
+                                for n in need)
         if entries > walker.max_entries:
             raise walker.fail(where, f"compiling {walker.name!r} at this size needs a phase "
-                              f"table of {entries:,} entries (period "
-                              f"{self.factor * table.period[0]} per dimension), above the limit "
-                              f"of {walker.max_entries:,}; {self.mode} upsampling makes the "
-                              "kernel cyclostationary and the compiler keeps every phase "
-                              "exactly. Use a smaller size, sinc upsampling, or raise "
-                              "max_entries / $GPDIP_MAX_TABLE")
+                              f"table of {entries:,} entries (period {self.factor * period} "
+                              f"per dimension), above the limit of {walker.max_entries:,}; "
+                              f"{self.mode} upsampling makes the kernel cyclostationary and the "
+                              "compiler keeps every phase exactly. Use a smaller size, sinc "
+                              "upsampling, or raise max_entries / $GPDIP_MAX_TABLE")
 
 
 class Downsampler(nn.Module):

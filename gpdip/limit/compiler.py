@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 
 import torch
 
@@ -30,6 +31,7 @@ from gpdip.arch.spec import Architecture
 from gpdip.errors import GpdipError
 from gpdip.layers.base import far_radius, needed_radius
 from gpdip.limit import covtable as ct
+from gpdip.limit import phase_tables as pt
 from gpdip.limit.farfield import extend, input_radius
 from gpdip.limit.state import Group, Walker
 
@@ -86,20 +88,41 @@ def compile_kernels(arch: str | os.PathLike[str] | Architecture, size: int | tup
     if not math.isinf(far):
         want = tuple(min(w, int(far) + period) for w in want)
     radius = tuple(needed_radius(arch.layers, r) for r in want)
+    # Upsamplings after which every layer keeps offsets are computed on the output's offset
+    # list (phase_tables).  The reflection/transposition folds are decided per table, so
+    # with the NTK (two tables through one map) only the pair symmetry, true of both, is used.
+    plan = pt.OutputPlan(want, far, period, folds=not ntk)
     walker = Walker(params, max_entries or DEFAULT_MAX_ENTRIES, arch.name or "architecture",
-                    _prefix(arch), ntk=ntk)
+                    _prefix(arch), ntk=ntk, final=pt.final_upsamples(arch.layers), plan=plan)
+    # Size checks on a walk without tables, before any table is built.
+    walker.run(arch.layers, [_start(arch, None, None)], "network.layers", want)
+    try:
+        tables = _compile(arch, walker, radius, params, dtype, device)
+    except ct.FoldMismatchError:  # a table joining an offset list lacked its symmetry
+        walker.plan = plan = replace(plan, folds=False)
+        tables = _compile(arch, walker, radius, params, dtype, device)
+    result = [pt.output_kernel(t, plan) for t in tables]
+    if not math.isinf(far):
+        result = [extend(k, sizes, int(far), period) for k in result]
+    return (result[0], result[1] if ntk else None)  # type: ignore[return-value]
+
+
+def _start(arch: Architecture, k_in: ct.CovTable | None, theta_in: ct.CovTable | None) -> Group:
+    return Group(k_in, theta_in, float(arch.input.channels), True, frozenset(), frozenset({0}))
+
+
+def _compile(arch: Architecture, walker: Walker, radius: tuple[int, ...], params: dict,
+             dtype: torch.dtype, device: torch.device | str | None) -> list[ct.CovTable]:
+    """The output group's tables: [K] or [K, Θ] (phase tables, perhaps on offset lists)."""
+    walker.next_id = 1
     k_in = input_table(arch, radius, params, dtype, device)
-    theta_in = ct.CovTable(torch.zeros_like(k_in.values), k_in.period, k_in.radius) if ntk \
-        else None  # the input is not trained
-    start = Group(k_in, theta_in, float(arch.input.channels), True, frozenset(), frozenset({0}))
-    out = _output_group(walker.run(arch.layers, [start], "network.layers", want), _prefix(arch))
-    tables = (out.nngp, out.ntk) if ntk else (out.nngp,)
-    result = []
-    for table in tables:
-        assert table is not None
-        kernel = table.crop(want).phase_mean()
-        result.append(kernel if math.isinf(far) else extend(kernel, sizes, int(far), period))
-    return tuple(result) if ntk else (result[0], None)  # type: ignore[return-value]
+    theta_in = replace(k_in, values=torch.zeros_like(k_in.values)) if walker.ntk else None
+    groups = walker.run(arch.layers, [_start(arch, k_in, theta_in)], "network.layers",
+                        walker.plan.want if walker.plan else None)
+    out = _output_group(groups, _prefix(arch))
+    tables = [out.nngp, out.ntk] if walker.ntk else [out.nngp]
+    assert all(t is not None for t in tables)
+    return tables  # type: ignore[return-value]
 
 
 def check_architecture(arch: Architecture) -> None:
@@ -109,9 +132,9 @@ def check_architecture(arch: Architecture) -> None:
 
 def symbolic_output(arch: Architecture) -> Group:
     """The output group's flags and period, from a walk without tables."""
-    start = Group(None, None, float(arch.input.channels), True, frozenset(), frozenset({0}))
     walker = Walker({}, DEFAULT_MAX_ENTRIES, arch.name, _prefix(arch))
-    return _output_group(walker.run(arch.layers, [start], "network.layers"), _prefix(arch))
+    return _output_group(walker.run(arch.layers, [_start(arch, None, None)], "network.layers"),
+                         _prefix(arch))
 
 
 def input_table(arch: Architecture, radius: tuple[int, ...], params: dict,

@@ -11,26 +11,76 @@ the output image of the finite network estimates.
 
 Every map here is separable over dimensions: it re-indexes one dimension's
 (phase, offset) pair of axes at a time with :func:`_regather`.
+
+A table may instead hold a *list* of offsets (``points``, an :class:`OffsetSet`):
+``values`` then has shape ``(*period, n)``.  The maps that keep each offset
+(conv taps, non-linearities, sums) work on it unchanged; it is how the last
+upsampling's table is computed on the offsets the output needs only
+(:mod:`gpdip.limit.phase_tables`).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 Sources = Callable[[int], list[tuple[int, float]]]
 
+# Relative tolerance of the numerical symmetry tests (phase_tables): symmetric tables are
+# computed by mirrored sums of the same terms, so they agree to a few ulps.
+SYMMETRY_TOL = 1e-13
+
+
+class FoldMismatchError(Exception):
+    """Internal: tables on offset lists that assumed a symmetry met a table without it.
+
+    The compiler catches it and recompiles with the pair-swap fold only, which
+    every second-moment table has.
+    """
+
+
+@dataclass(frozen=True, eq=False)
+class OffsetSet:
+    """Offsets (n, dims) a table is kept on, and the output symmetry that chose them.
+
+    ``fold``: ``"half"`` (C[p, r] = C[(p + r) mod P, −r], true of every table:
+    r₀ ≥ 0 listed), ``"quadrant"`` (also C[p, r] = C[(c_d − p_d) mod P, −r_d] per
+    dimension d, a reflection about the centre c_d: r ≥ 0 listed) or
+    ``"octant"`` (also symmetric under transposition: r₀ ≥ r₁ ≥ 0 listed).
+    ``zero``: the index of offset 0 (the variances, needed by non-linearities).
+    ``box``: the radius of the box the list stands for (:func:`to_box`);
+    ``None`` for the output's list (near box plus far corner, see phase_tables).
+    """
+
+    offsets: torch.Tensor
+    fold: str
+    zero: int
+    centre: tuple[int, ...] = ()
+    box: tuple[int, ...] | None = None
+
+    def same(self, other: OffsetSet) -> bool:
+        return self is other or (
+            self.fold == other.fold and self.centre == other.centre and self.box == other.box
+            and self.offsets.shape == other.offsets.shape
+            and bool((self.offsets == other.offsets).all()))
+
 
 @dataclass(frozen=True)
 class CovTable:
-    """Second moments C[p, r]; ``values`` shape ``(*period, *(2*radius+1))``."""
+    """Second moments C[p, r]; ``values`` shape ``(*period, *(2*radius+1))``.
+
+    With ``points``, ``values`` has shape ``(*period, n)`` over ``points.offsets``
+    and ``radius`` is the largest |r_d| listed.
+    """
 
     values: torch.Tensor
     period: tuple[int, ...]
     radius: tuple[int, ...]
+    points: OffsetSet | None = None
 
     @property
     def dims(self) -> int:
@@ -41,6 +91,8 @@ class CovTable:
 
     def crop(self, radius: tuple[int, ...]) -> CovTable:
         """The same table restricted to |r_d| ≤ radius[d]."""
+        if self.points is not None:
+            return self._crop_points(radius)
         index = [slice(None)] * self.dims
         for have, want in zip(self.radius, radius, strict=True):
             if want > have:
@@ -50,14 +102,33 @@ class CovTable:
 
     def tile(self, period: tuple[int, ...]) -> CovTable:
         """The same process described with a multiple of its period."""
+        if all(p == 1 for p in self.period):  # a broadcast view: the maps only read it
+            values = self.values.expand(*period, *self.values.shape[self.dims:])
+            return replace(self, values=values, period=tuple(period))
         reps = [new // old for new, old in zip(period, self.period, strict=True)]
-        values = self.values.repeat(*reps, *([1] * self.dims))
-        return CovTable(values, tuple(period), self.radius)
+        values = self.values.repeat(*reps, *([1] * (self.values.dim() - self.dims)))
+        return replace(self, values=values, period=tuple(period))
 
     def diagonal(self) -> torch.Tensor:
         """E[z(t)²] per phase, shape ``period``."""
+        if self.points is not None:
+            return self.values[..., self.points.zero]
         index: tuple = (Ellipsis, *self.radius)
         return self.values[index]
+
+    def _crop_points(self, radius: tuple[int, ...]) -> CovTable:
+        assert self.points is not None
+        offsets = self.points.offsets
+        keep = (offsets.abs() <= torch.tensor(radius)).all(dim=1)
+        if bool(keep.all()):
+            return self
+        if not bool(keep[self.points.zero]):
+            raise ValueError("cannot crop a table on offsets below offset 0")
+        kept = offsets[keep]
+        zero = int(keep[: self.points.zero].sum())
+        points = OffsetSet(kept, self.points.fold, zero)
+        return CovTable(self.values[..., keep], self.period,
+                        tuple(int(v) for v in kept.abs().amax(dim=0)), points)
 
     def phase_mean(self) -> torch.Tensor:
         """The stationary kernel K(r) = mean over phases p of C[p, r]; shape (2R+1,)*dims."""
@@ -72,11 +143,72 @@ def stationary(kernel: torch.Tensor) -> CovTable:
 
 
 def align(tables: list[CovTable]) -> list[CovTable]:
-    """Tile and crop tables to a common period (lcm) and radius (min), for sums."""
+    """Tile and crop tables to a common period (lcm) and radius (min), for sums.
+
+    When one table is on an offset list, the others are read at its offsets
+    (:func:`at_points`).
+    """
     dims = tables[0].dims
     period = tuple(math.lcm(*(t.period[d] for t in tables)) for d in range(dims))
+    listed = [t.points for t in tables if t.points is not None]
+    if listed:
+        if any(not p.same(listed[0]) for p in listed):
+            raise FoldMismatchError("tables on different offset lists")
+        return [at_points(t, listed[0]).tile(period) for t in tables]
     radius = tuple(min(t.radius[d] for t in tables) for d in range(dims))
     return [t.crop(radius).tile(period) for t in tables]
+
+
+def affine_mix(tables: list[CovTable], fractions: list[float],
+               scale: float | torch.Tensor, shift: float | torch.Tensor) -> CovTable:
+    """scale·Σ_i fraction_i·C_i + shift on aligned tables (a conv's map after its taps).
+
+    Without autograd it runs in place on one new tensor (these tables are large).
+    """
+    grad = any(torch.is_tensor(x) and x.requires_grad for x in (scale, shift))
+    if grad or any(t.values.requires_grad for t in tables):
+        mixed = tables[0].values * fractions[0]
+        for table, fraction in zip(tables[1:], fractions[1:], strict=True):
+            mixed = mixed + table.values * fraction
+        return replace(tables[0], values=mixed * scale + shift)
+    scale = float(scale)
+    values = tables[0].values * (scale * fractions[0])
+    for table, fraction in zip(tables[1:], fractions[1:], strict=True):
+        values.add_(table.values, alpha=scale * fraction)
+    return replace(tables[0], values=values.add_(float(shift)))
+
+
+def at_points(table: CovTable, points: OffsetSet) -> CovTable:
+    """A box table read at the listed offsets (values shape ``(*period, n)``).
+
+    A fold beyond ``"half"`` assumed the output is even per dimension (and
+    symmetric under transposition for ``"octant"``); a stationary table joining
+    it must have that symmetry too, or :class:`FoldMismatchError` is raised.
+    """
+    if table.points is not None:
+        if not table.points.same(points):
+            raise FoldMismatchError("tables on different offset lists")
+        return table
+    if points.fold != "half" and not _symmetric_stationary(table, points.fold):
+        raise FoldMismatchError("a joining table lacks the symmetry of the offset list")
+    index = tuple((points.offsets[:, d] + table.radius[d]).to(table.values.device)
+                  for d in range(table.dims))
+    key: tuple = (Ellipsis, *index)
+    values = table.values[key]
+    radius = tuple(int(v) for v in points.offsets.abs().amax(dim=0))
+    return CovTable(values, table.period, radius, points)
+
+
+def _symmetric_stationary(table: CovTable, fold: str) -> bool:
+    """Whether a box table is stationary and even per dimension (and transposable)."""
+    if any(p != 1 for p in table.period):
+        return False
+    kernel = table.values.detach().reshape(table.values.shape[table.dims:])
+    tol = SYMMETRY_TOL * float(kernel.abs().max())
+    ok = all(float((kernel - kernel.flip(d)).abs().max()) <= tol for d in range(table.dims))
+    if ok and fold == "octant":
+        ok = kernel.shape[0] == kernel.shape[1] and float((kernel - kernel.T).abs().max()) <= tol
+    return ok
 
 
 def _regather(table: CovTable, d: int, new_period: int, new_radius: int,
@@ -87,17 +219,44 @@ def _regather(table: CovTable, d: int, new_period: int, new_radius: int,
     (new_period, 2*new_radius+1); other dimensions are untouched.
     """
     vals = table.values.movedim((d, table.offset_axis(d)), (0, 1))
-    out = None
-    for phase, off, weight in terms:
-        shape = weight.shape + (1,) * (vals.dim() - 2)
-        part = vals[phase, off] * weight.reshape(shape).to(vals)
-        out = part if out is None else out + part
-    assert out is not None
-    out = out.movedim((0, 1), (d, table.offset_axis(d)))
+    n_phase, n_off = vals.shape[:2]
+    # One (phase, offset) axis in front, the other dimensions as contiguous rows:
+    # each term is then a row gather (index_select), far faster than a strided one.
+    rows = vals.reshape(n_phase * n_off, -1)
+    out = sparse_rows(terms, n_off, rows)
+    out = out.reshape(terms[0][0].shape + vals.shape[2:])
+    out = out.movedim((0, 1), (d, table.offset_axis(d))).contiguous()
     period = list(table.period)
     radius = list(table.radius)
     period[d], radius[d] = new_period, new_radius
     return CovTable(out, tuple(period), tuple(radius))
+
+
+def sparse_rows(
+    terms: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], n_off: int, rows: torch.Tensor
+) -> torch.Tensor:
+    """out[i] = Σ_terms w[i]·rows[phase[i]·n_off + off[i]] as one sparse × dense product.
+
+    The terms' arrays (any common shape, flattened to i) hold few entries per
+    output row; a CSR matrix with one row per output (its entries in term order;
+    repeated columns simply add) reads each input row once per use instead of one
+    full gather, multiply and add per term, and differentiates in ``rows``.
+    """
+    n_out = terms[0][0].numel()
+    device = rows.device
+    columns = torch.stack([(phase * n_off + off).reshape(-1) for phase, off, _ in terms], dim=1)
+    weight = torch.stack([w.reshape(-1) for _, _, w in terms], dim=1).to(rows)
+    starts = torch.arange(0, len(terms) * n_out + 1, len(terms), device=device)
+    with warnings.catch_warnings():  # "CSR support is in beta": the product used here is not
+        warnings.simplefilter("ignore", UserWarning)
+        matrix = torch.sparse_csr_tensor(
+            starts,
+            columns.reshape(-1).to(device),
+            weight.reshape(-1),
+            (n_out, rows.shape[0]),
+            check_invariants=False,
+        )
+    return matrix @ rows
 
 
 def _grid(period: int, radius: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,22 +275,27 @@ def conv_taps(table: CovTable, kernel_size: int) -> CovTable:
     values = table.values
     half = kernel_size // 2
     for d, period in enumerate(table.period):
-        if period == 1:
+        if period == 1 or half == 0:
             continue
         # Only j mod period matters: count how often each phase shift occurs.
         counts = [0] * period
         for j in range(-half, half + 1):
             counts[j % period] += 1
-        total = torch.zeros_like(values)
+        total = values * (counts[0] / kernel_size)
         for shift, count in enumerate(counts):
-            if count:
-                total.add_(torch.roll(values, shifts=-shift, dims=d), alpha=count / kernel_size)
+            if count and shift:  # total[p] += C[(p + shift) mod P], as two slices (no roll copy)
+                alpha = count / kernel_size
+                total.narrow(d, 0, period - shift).add_(values.narrow(d, shift, period - shift),
+                                                        alpha=alpha)
+                total.narrow(d, period - shift, shift).add_(values.narrow(d, 0, shift),
+                                                            alpha=alpha)
         values = total
-    return CovTable(values, table.period, table.radius)
+    return replace(table, values=values)
 
 
 def decimate(table: CovTable, factor: int) -> CovTable:
     """Keep every ``factor``-th sample, y(s) = x(τs): C_y[q, r] = C_x[τq mod P, τr]."""
+    table = to_box(table)
     for d in range(table.dims):
         period, radius = table.period[d], table.radius[d]
         new_period = period // math.gcd(period, factor)
@@ -149,6 +313,7 @@ def box_average(table: CovTable, width: int) -> CovTable:
 
     C_y[p, r] = mean_{i,i'} C_x[p + i, r + i' − i] (the box autocorrelation).
     """
+    table = to_box(table)
     for d in range(table.dims):
         period, radius = table.period[d], table.radius[d]
         new_radius = radius - (width - 1)
@@ -162,6 +327,86 @@ def box_average(table: CovTable, width: int) -> CovTable:
                                                      dtype=torch.float64)))
         table = _regather(table, d, period, new_radius, terms)
     return table
+
+
+def to_box(table: CovTable) -> CovTable:
+    """A table on a folded offset list back on its full box (the maps that move offsets).
+
+    Each (p, r) of the box is read from its listed representative: pair swap
+    (p, r) → ((p + r) mod P, −r) when r₀ < 0 (``"half"``); reflection
+    (p_d, r_d) → ((c_d − p_d) mod P, −r_d) per dimension with r_d < 0, then
+    transposition when r₀ < r₁ (``"quadrant"``, ``"octant"``).
+    """
+    points = table.points
+    if points is None:
+        return table
+    if points.box is None:
+        raise ValueError("the output's offset list has no box to unfold to")
+    dims, device, box = table.dims, table.values.device, points.box
+    # Per dimension, a small (P_d, 2R_d+1) table of source phases; broadcast at the end.
+    phase: list[tuple[torch.Tensor, ...]] = []
+    off: list[torch.Tensor] = []
+    for d, period in enumerate(table.period):
+        p, r = _grid(period, box[d], device)
+        if points.fold == "half":
+            phase.append((p, (p + r) % period))  # kept, swapped
+            off.append(r)
+        else:
+            phase.append((torch.where(r < 0, (points.centre[d] - p) % period, p),))
+            off.append(r.abs())
+    offs = torch.stack(torch.meshgrid(*[o.reshape(-1) for o in off], indexing="ij"), dim=-1)
+    if points.fold == "half":
+        swap = offs[..., 0] < 0
+        offs = torch.where(swap.unsqueeze(-1), -offs, offs)
+        flat_phase = torch.where(_spread(swap, dims, range(dims, 2 * dims)),
+                                 _phase_index([ph[1] for ph in phase], table.period),
+                                 _phase_index([ph[0] for ph in phase], table.period))
+    elif points.fold == "octant":
+        swap = offs[..., 0] < offs[..., 1]
+        offs = torch.where(swap.unsqueeze(-1), offs.flip(-1), offs)
+        flat_phase = torch.where(_spread(swap, dims, range(dims, 2 * dims)),
+                                 _phase_index([ph[0] for ph in phase], table.period,
+                                              reverse=True),
+                                 _phase_index([ph[0] for ph in phase], table.period))
+    else:
+        flat_phase = _phase_index([ph[0] for ph in phase], table.period)
+    # Position of each offset in the list, through a dense lookup box.
+    lookup = torch.full([2 * r + 1 for r in box], -1, dtype=torch.long, device=device)
+    shift = torch.tensor(box, device=device)
+    listed = points.offsets.to(device)
+    lookup[tuple((listed + shift).T)] = torch.arange(len(listed), device=device)
+    column = lookup[tuple((offs + shift).movedim(-1, 0))]
+    assert bool((column >= 0).all()), "an offset of the box has no listed representative"
+    rows = table.values.reshape(-1, table.values.shape[-1])
+    values = rows[flat_phase, _spread(column, dims, range(dims, 2 * dims))]
+    return CovTable(values, table.period, box)
+
+
+def _spread(small: torch.Tensor, dims: int, axes: range) -> torch.Tensor:
+    """View a tensor over some of the 2·dims table axes with size-1 axes elsewhere."""
+    shape = [1] * (2 * dims)
+    for axis, n in zip(axes, small.shape, strict=True):
+        shape[axis] = n
+    return small.reshape(shape)
+
+
+def _phase_index(phase: list[torch.Tensor], period: tuple[int, ...],
+                 reverse: bool = False) -> torch.Tensor:
+    """Flat phase index Σ_d phase_d·stride_d, broadcast over the table's axes.
+
+    ``phase[d]`` has shape (P_d, 2R_d+1) over (phase d, offset d); with
+    ``reverse`` (transposition), the source phase from dimension 0 is dimension
+    1's phase in the listed table and vice versa.
+    """
+    dims = len(phase)
+    flat = None
+    for d in range(dims):
+        target = dims - 1 - d if reverse else d
+        stride = math.prod(period[target + 1:])
+        part = _spread(phase[d], dims, range(d, 2 * dims, dims)) * stride
+        flat = part if flat is None else flat + part
+    assert flat is not None
+    return flat
 
 
 def nearest_sources(factor: int) -> Sources:
@@ -185,33 +430,59 @@ def bilinear_sources(factor: int) -> Sources:
     return sources
 
 
-def upsample(table: CovTable, factor: int, sources: Sources) -> CovTable:
+def upsample(table: CovTable, factor: int, sources: Sources,
+             offsets: list[torch.Tensor] | None = None) -> CovTable:
     """Upsampling by a phase-dependent linear map: y(τs + f) = Σ_k a_{f,k} x(s + δ_k).
 
     C_y[t, t + r] = Σ_{k,k'} a_{f,k} a_{f',k'} C_x[(s + δ_k) mod P, s' + δ_k' − s − δ_k]
     with s = ⌊t/τ⌋, f = t mod τ and likewise s', f' for t + r.  The output period
     is τ·P: the phase is carried exactly, not approximated by a stationary kernel.
+
+    ``offsets``: per dimension, the fine offsets to compute (a product grid;
+    default every offset the input's radius allows).  The result's ``values``
+    then have shape ``(*period, *(len(o) for o in offsets))`` and its ``radius``
+    field is meaningless (the caller wraps it, see :mod:`gpdip.limit.phase_tables`).
     """
-    src = [sources(f) for f in range(factor)]
-    n_src = len(src[0])
-    span = max(abs(shift) for row in src for shift, _ in row)
+    table = to_box(table)
     for d in range(table.dims):
         period, radius = table.period[d], table.radius[d]
-        new_period, new_radius = factor * period, factor * (radius - 2 * span)
-        t, r = _grid(new_period, new_radius, table.values.device)
-        s, f = torch.div(t, factor, rounding_mode="floor"), t % factor
-        s2, f2 = torch.div(t + r, factor, rounding_mode="floor"), (t + r) % factor
-        shift = torch.tensor([[sh for sh, _ in row] for row in src])
-        weight = torch.tensor([[w for _, w in row] for row in src], dtype=torch.float64)
-        terms = []
-        for k in range(n_src):
-            for k2 in range(n_src):
-                a = s + shift[f, k]
-                b = s2 + shift[f2, k2]
-                terms.append(((a % period) + 0 * r, b - a + radius,
-                              weight[f, k] * weight[f2, k2]))
-        table = _regather(table, d, new_period, new_radius, terms)
+        new_radius = factor * (radius - 2 * _span(factor, sources))
+        _, r = _grid(1, new_radius, table.values.device)
+        if offsets is not None:
+            r = offsets[d].to(table.values.device).reshape(1, -1)
+        terms = upsample_terms(period, radius, factor, sources, r)
+        table = _regather(table, d, factor * period, new_radius, terms)
     return table
+
+
+def _span(factor: int, sources: Sources) -> int:
+    return max(abs(shift) for f in range(factor) for shift, _ in sources(f))
+
+
+def upsample_terms(period: int, radius: int, factor: int, sources: Sources,
+                   r: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(coarse phase, coarse offset index, weight) per term, each of shape (τ·P, len(r)).
+
+    The terms of :func:`upsample` in one dimension for the fine offsets ``r``
+    (shape (1, n)), read from a table of period P and radius ``radius``.
+    """
+    src = [sources(f) for f in range(factor)]
+    if int(r.abs().max()) > factor * (radius - 2 * _span(factor, sources)):
+        raise ValueError(f"fine offsets up to {int(r.abs().max())} need a coarse radius "
+                         f"above {radius}")
+    t, _ = _grid(factor * period, 0, r.device)
+    s, f = torch.div(t, factor, rounding_mode="floor"), t % factor
+    s2, f2 = torch.div(t + r, factor, rounding_mode="floor"), (t + r) % factor
+    shift = torch.tensor([[sh for sh, _ in row] for row in src], device=r.device)
+    weight = torch.tensor([[w for _, w in row] for row in src], dtype=torch.float64,
+                          device=r.device)
+    terms = []
+    for k in range(len(src[0])):
+        for k2 in range(len(src[0])):
+            a = s + shift[f, k]
+            b = s2 + shift[f2, k2]
+            terms.append(((a % period) + 0 * r, b - a + radius, weight[f, k] * weight[f2, k2]))
+    return terms
 
 
 def sinc_upsample(table: CovTable, factor: int) -> CovTable:
@@ -224,6 +495,7 @@ def sinc_upsample(table: CovTable, factor: int) -> CovTable:
     Exact up to the part of K_x − c beyond the table, which the compiler keeps
     small with a margin of offsets (``SINC_MARGIN``).
     """
+    table = to_box(table)
     values = table.values.reshape(table.values.shape[table.dims:])
     floor = values[(0,) * table.dims]
     values = values - floor
@@ -241,6 +513,16 @@ def sinc_upsample(table: CovTable, factor: int) -> CovTable:
 def diagonal_pairs(table: CovTable) -> tuple[torch.Tensor, torch.Tensor]:
     """(E[z(t)²], E[z(t+r)²]) broadcast to the table's shape, for the non-linearities."""
     diag = table.diagonal()
+    if table.points is not None:
+        offsets = table.points.offsets.to(diag.device)
+        index = []
+        for d, period in enumerate(table.period):
+            shape = [1] * (table.dims + 1)
+            shape[d] = period
+            phase = torch.arange(period, device=diag.device).reshape(shape)
+            index.append((phase + offsets[:, d]) % period)
+        k22 = diag[tuple(index)]
+        return diag.unsqueeze(-1).expand_as(table.values), k22.expand_as(table.values)
     index = []
     for d in range(table.dims):
         p, r = _grid(table.period[d], table.radius[d], table.values.device)

@@ -21,7 +21,8 @@ conv            unchanged: iid taps correlate only equal taps, C'[p, r] =
                 mean_j C[p+j, r] keeps the offset (a stride decimates)
 non-linearity   unchanged (acts on each (p, r) entry)
 decimate τ      ⌊R/τ⌋;  average pooling: ⌊(R + τ − 1)/τ⌋
-nearest/bilin.  τ·(R + 2·span + 1) − 1, span = 0 (nearest) or 1 (bilinear)
+nearest/bilin.  the largest fine offset whose source windows come within R
+                (:func:`upsampled_radius`): 2R + 1 (nearest), 2R + 3 (bilinear)
 sinc            unbounded (the band-limited interpolant has infinite support)
 skip            the larger of the two paths
 ==============  =========================================================
@@ -32,6 +33,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from gpdip.limit.covtable import bilinear_sources, nearest_sources
 
 # exp(−r²/(4σ²)) < 1e-18 for r > 13σ (exp(−42.25) = 4.5e-19).
 GAUSSIAN_CUTOFF = 13.0
@@ -45,6 +48,27 @@ def input_radius(sigma: float) -> float:
     if sigma == 0:
         return 0
     return math.inf if sigma > 1e12 else math.ceil(GAUSSIAN_CUTOFF * sigma)
+
+
+def upsampled_radius(radius: int, factor: int, mode: str) -> int:
+    """Correlation radius after a nearest/bilinear upsampling of a table with radius R.
+
+    Fine sample τs + f reads coarse samples s + δ (the sources with non-zero
+    weight).  Fine samples τs + f and τs' + f' (offset r = τm + f' − f, m = s' − s)
+    can correlate only when two of their sources are within R: |m + δ' − δ| ≤ R.
+    The largest such |r| is the new radius (exact, not a bound: bilinear gives
+    2R + 3, nearest 2R + 1 for τ = 2).
+    """
+    sources = (nearest_sources if mode == "nearest" else bilinear_sources)(factor)
+    reads = [[shift for shift, weight in sources(f) if weight != 0] for f in range(factor)]
+    best = 0
+    for f in range(factor):
+        for f2 in range(factor):
+            for delta in reads[f]:
+                for delta2 in reads[f2]:
+                    for m in (radius + delta - delta2, -radius + delta - delta2):
+                        best = max(best, abs(factor * m + f2 - f))
+    return best
 
 
 def extend(kernel: torch.Tensor, sizes: tuple[int, ...], far: int, period: int) -> torch.Tensor:

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 
 from gpdip.errors import GpdipError
 from gpdip.layers.base import Layer, needed_radius
 from gpdip.limit.covtable import CovTable
+
+if TYPE_CHECKING:  # a type only: phase_tables imports the layers, which import this module
+    from gpdip.limit.phase_tables import OutputPlan
 
 
 @dataclass(frozen=True)
@@ -47,13 +51,16 @@ class Walker:
     """Applies the layers' maps; holds the parameter overrides and the size limit."""
 
     def __init__(self, params: dict, max_entries: int, name: str, prefix: str = "",
-                 ntk: bool = False) -> None:
+                 ntk: bool = False, final: frozenset[str] = frozenset(),
+                 plan: OutputPlan | None = None) -> None:
         self.params = params
         self.max_entries = max_entries
         self.name = name
         self.prefix = prefix
         self.ntk = ntk
         self.next_id = 1
+        self.final = final  # upsamplings computed on the output's offsets only (phase_tables)
+        self.plan = plan
 
     def fail(self, where: str, msg: str) -> GpdipError:
         return GpdipError(f"{self.prefix}{where}: {msg}")
