@@ -149,9 +149,11 @@ class Upsample(Layer):
             self.factor)
         plan = walker.plan
         if final and plan is not None and pt.worth_listing(table, self.factor, plan.want):
-            return lambda t: pt.upsample_final(t, self.factor, sources, plan)
+            fold = pt.known_fold(table, plan.near, plan.folds)
+            return lambda t: pt.upsample_final(t, self.factor, sources, plan, fold)
         if need is not None and plan is not None and pt.worth_listing(table, self.factor, need):
-            return lambda t: pt.upsample_folded(t, self.factor, sources, need, plan.folds)
+            fold = pt.known_fold(table, need, plan.folds)
+            return lambda t: pt.upsample_folded(t, self.factor, sources, need, plan.folds, fold)
         return lambda t: ct.upsample(t, self.factor, sources)
 
     def _check_size(self, period: int, need: tuple[int, ...], final: bool, walker: Walker,

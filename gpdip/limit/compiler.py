@@ -89,9 +89,9 @@ def compile_kernels(arch: str | os.PathLike[str] | Architecture, size: int | tup
         want = tuple(min(w, int(far) + period) for w in want)
     radius = tuple(needed_radius(arch.layers, r) for r in want)
     # Upsamplings after which every layer keeps offsets are computed on the output's offset
-    # list (phase_tables).  The reflection/transposition folds are decided per table, so
-    # with the NTK (two tables through one map) only the pair symmetry, true of both, is used.
-    plan = pt.OutputPlan(want, far, period, folds=not ntk)
+    # list (phase_tables), folded by the symmetries the NNGP table shows; the NTK table
+    # shares them (the same architecture's reflections) and goes through the same fold.
+    plan = pt.OutputPlan(want, far, period)
     walker = Walker(params, max_entries or DEFAULT_MAX_ENTRIES, arch.name or "architecture",
                     _prefix(arch), ntk=ntk, final=pt.final_upsamples(arch.layers), plan=plan)
     # Size checks on a walk without tables, before any table is built.
@@ -102,6 +102,11 @@ def compile_kernels(arch: str | os.PathLike[str] | Architecture, size: int | tup
         walker.plan = plan = replace(plan, folds=False)
         tables = _compile(arch, walker, radius, params, dtype, device)
     result = [pt.output_kernel(t, plan) for t in tables]
+    for kind, kernel in zip(KINDS, result, strict=False):
+        if not bool(torch.isfinite(kernel).all()):
+            raise GpdipError(f"{_prefix(arch)}network.layers: the output {kind.upper()} kernel "
+                             "has non-finite values (largest finite "
+                             f"{float(kernel[torch.isfinite(kernel)].abs().max()):.3g})")
     if not math.isinf(far):
         result = [extend(k, sizes, int(far), period) for k in result]
     return (result[0], result[1] if ntk else None)  # type: ignore[return-value]

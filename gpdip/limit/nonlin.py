@@ -37,14 +37,21 @@ def arccos_j1(rho: torch.Tensor) -> torch.Tensor:
     return torch.where(inner, edge, value)
 
 
+def _arccos_j1_owned(rho: torch.Tensor) -> torch.Tensor:
+    """:func:`arccos_j1` without autograd, overwriting ``rho`` (same operations, fewer copies)."""
+    rho = rho.clamp_(-1.0, 1.0)
+    value = torch.arccos(rho).neg_().add_(math.pi).mul_(rho)
+    return value.add_(rho.mul_(rho).neg_().add_(1.0).sqrt_())
+
+
 def relu_expectation(k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor) -> torch.Tensor:
     """E[relu(u) relu(v)] = √(k11 k22)/(2π) · (sin θ + (π − θ) cos θ), cos θ = k12/√(k11 k22).
 
     The arc-cosine kernel of degree 1 (Cho & Saul 2009; the paper's Eq. 7).
     """
     norm = torch.sqrt(k11 * k22)
-    if not (norm.requires_grad or k12.requires_grad) and bool((norm > 0).all()):
-        return arccos_j1(k12 / norm).mul_(norm).div_(2 * math.pi)
+    if not (norm.requires_grad or k12.requires_grad) and bool(norm.min() > 0):
+        return _arccos_j1_owned(k12 / norm).mul_(norm).div_(2 * math.pi)
     rho = torch.clamp(k12 / torch.where(norm > 0, norm, torch.ones_like(norm)), -1.0, 1.0)
     return torch.where(norm > 0, norm * arccos_j1(rho) / (2 * math.pi), torch.zeros_like(norm))
 
@@ -57,7 +64,10 @@ def leaky_relu_expectation(k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tens
     symmetric under (u, v) → (−u, −v)).
     """
     a = negative_slope
-    return (1 - a) ** 2 * relu_expectation(k11, k22, k12) + a * k12
+    relu = relu_expectation(k11, k22, k12)
+    if not (relu.requires_grad or k12.requires_grad):  # in place: the tables are large
+        return relu.mul_((1 - a) ** 2).add_(k12, alpha=a)
+    return (1 - a) ** 2 * relu + a * k12
 
 
 def erf_expectation(k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor) -> torch.Tensor:

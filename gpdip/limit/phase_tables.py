@@ -90,11 +90,19 @@ def offset_count(plan: OutputPlan) -> int:
     return count + (plan.period ** len(near) if plan.split else 0)
 
 
+Fold = tuple[str, tuple[int, ...]]  # (fold name, reflection centres)
+
+
 def upsample_final(
-    table: ct.CovTable, factor: int, sources: ct.Sources, plan: OutputPlan
+    table: ct.CovTable, factor: int, sources: ct.Sources, plan: OutputPlan,
+    fold_of: Fold | None = None,
 ) -> ct.CovTable:
-    """The last upsampling's table on the output's offset list (see the module docstring)."""
-    fold, centre = _known_fold(table, plan.near, plan.folds)
+    """The last upsampling's table on the output's offset list (see the module docstring).
+
+    ``fold_of``: the fold to use (default: the table's own, :func:`known_fold`); the NTK
+    table goes through the same fold as the NNGP table it travels with.
+    """
+    fold, centre = fold_of or known_fold(table, plan.near, plan.folds)
     table = ct.to_box(table)
     listed = _fold_offsets(plan.near, fold)
     if plan.split:
@@ -113,13 +121,15 @@ def upsample_folded(
     sources: ct.Sources,
     radius: tuple[int, ...],
     folds: bool = True,
+    fold_of: Fold | None = None,
 ) -> ct.CovTable:
     """An upsampling's table on the box of ``radius``, kept on the offsets of its fold.
 
     The layers up to the next map that moves offsets (which unfolds it with
     :func:`~gpdip.limit.covtable.to_box`) then work on 1/2 to 1/8 of the box.
+    ``fold_of`` as in :func:`upsample_final`.
     """
-    fold, centre = _known_fold(table, radius, folds)
+    fold, centre = fold_of or known_fold(table, radius, folds)
     table = ct.to_box(table)
     listed = _fold_offsets(radius, fold)
     return _upsampled(table, factor, sources, listed, fold, centre, radius)
@@ -196,7 +206,7 @@ def _upsample_points(
     return out.reshape(inter.shape[0], factor * table.period[1], -1).contiguous()
 
 
-def _known_fold(
+def known_fold(
     table: ct.CovTable, radius: tuple[int, ...], folds: bool
 ) -> tuple[str, tuple[int, ...]]:
     """The fold of a coarse table kept folded (its symmetry carries over), else tested."""

@@ -36,18 +36,19 @@ def lists_for_every_size(monkeypatch):
     monkeypatch.setattr(pt, "LIST_MIN_ENTRIES", 0)
 
 
-def reference_kernel(monkeypatch, arch, size, dims=2, params=None, far=True):
+def reference_kernel(monkeypatch, arch, size, dims=2, params=None, far=True, kind="nngp"):
     """The original path: full boxes, all phases; optionally no far-field continuation."""
     with monkeypatch.context() as patch:
         patch.setattr(pt, "final_upsamples", lambda *args: frozenset())
         patch.setattr(
             pt,
             "upsample_folded",
-            lambda table, factor, sources, radius, folds=True: ct.upsample(table, factor, sources),
+            lambda table, factor, sources, *args: ct.upsample(table, factor, sources),
         )
         if not far:
             patch.setattr(compiler, "far_radius", lambda *args: math.inf)
-        return compile_kernel(arch, size, dims=dims, params=params, max_entries=2**31)
+        return compile_kernel(arch, size, dims=dims, params=params, max_entries=2**31,
+                              kind=kind)
 
 
 def assert_exact(fast: torch.Tensor, ref: torch.Tensor) -> None:
@@ -226,3 +227,10 @@ def test_skip5_2d_against_full_recursion(name, size, monkeypatch):
 def test_catalog_2d_square(name, monkeypatch):
     """Square 2-D sizes use the octant fold where the net has the symmetry."""
     assert_exact(compile_kernel(name, 20), reference_kernel(monkeypatch, name, 20))
+
+
+@pytest.mark.parametrize("name", ["unet2", "ae-d3", "deep-decoder-small"])
+def test_ntk_on_offset_lists_matches_full_boxes(name, monkeypatch):
+    """The NTK table goes through the NNGP table's fold: same result as full boxes."""
+    fast = compile_kernel(name, 20, kind="ntk")
+    assert_exact(fast, reference_kernel(monkeypatch, name, 20, kind="ntk"))
