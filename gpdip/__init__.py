@@ -36,7 +36,14 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
 __all__ = ["GpdipError", *sorted(_EXPORTS)]
 
 
+#: subpackages, reachable as attributes (``gpdip.finite.network``) like eagerly imported ones
+_SUBPACKAGES = ("arch", "cli", "dip", "experiments", "finite", "gp", "io", "layers", "limit",
+                "ntk")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return import_module(f"gpdip.{name}")
     if name not in _EXPORTS:
         raise AttributeError(f"module 'gpdip' has no attribute {name!r}")
     module, attribute = _EXPORTS[name]
@@ -47,7 +54,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBPACKAGES))
 
 
 if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
