@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from gpdip.layers.base import Layer, check, nonneg_float, one_of, positive_int
 from gpdip.limit import covtable as ct
+from gpdip.limit import resample_maps as rm
 from gpdip.limit.state import Group
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ class Conv(Layer):
                 ntk = replace(theta, values=theta.values + nngp.values)
         group = Group(nngp, ntk, float(self.channels), True, frozenset({conv_id}), ancestry,
                       period // math.gcd(period, self.stride))
-        return [group.map_tables(lambda t: ct.decimate(t, self.stride))
+        return [group.map_tables(lambda t: rm.decimate(t, self.stride))
                 if self.stride > 1 else group]
 
     def _mix(self, tables: list, groups: list[Group], weight_var, bias_var) -> ct.CovTable:

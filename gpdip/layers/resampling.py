@@ -28,6 +28,7 @@ from torch import nn
 from gpdip.layers.base import PASS, Layer, one_of, positive_int
 from gpdip.limit import covtable as ct
 from gpdip.limit import phase_tables as pt
+from gpdip.limit import resample_maps as rm
 from gpdip.limit.farfield import upsampled_radius
 from gpdip.limit.state import Group
 
@@ -81,8 +82,8 @@ class Downsample(Layer):
 
     def _table(self, table: ct.CovTable) -> ct.CovTable:
         if self.mode == "avg":
-            table = ct.box_average(table, self.factor)
-        return ct.decimate(table, self.factor)
+            table = rm.box_average(table, self.factor)
+        return rm.decimate(table, self.factor)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class Upsample(Layer):
                 raise walker.fail(where, "sinc upsampling needs a stationary input, but an "
                                   "earlier nearest/bilinear upsampling made it cyclostationary; "
                                   "use sinc throughout or nearest/bilinear here")
-            return group.map_tables(lambda t: ct.sinc_upsample(t, self.factor))
+            return group.map_tables(lambda t: rm.sinc_upsample(t, self.factor))
         coarse_period = group.period
         group = replace(group, period=group.period * self.factor)
         final = where in walker.final and walker.plan is not None
@@ -145,7 +146,7 @@ class Upsample(Layer):
         """The exact upsampling map; on an offset list when that is cheaper (phase_tables).
 
         The same linear map serves K and Θ: the fold is decided once, from K's table."""
-        sources = (ct.nearest_sources if self.mode == "nearest" else ct.bilinear_sources)(
+        sources = (rm.nearest_sources if self.mode == "nearest" else rm.bilinear_sources)(
             self.factor)
         plan = walker.plan
         if final and plan is not None and pt.worth_listing(table, self.factor, plan.want):
@@ -154,7 +155,7 @@ class Upsample(Layer):
         if need is not None and plan is not None and pt.worth_listing(table, self.factor, need):
             fold = pt.known_fold(table, need, plan.folds)
             return lambda t: pt.upsample_folded(t, self.factor, sources, need, plan.folds, fold)
-        return lambda t: ct.upsample(t, self.factor, sources)
+        return lambda t: rm.upsample(t, self.factor, sources)
 
     def _check_size(self, period: int, need: tuple[int, ...], final: bool, walker: Walker,
                     where: str) -> None:

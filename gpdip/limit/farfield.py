@@ -34,7 +34,7 @@ import math
 
 import torch
 
-from gpdip.limit.covtable import bilinear_sources, nearest_sources
+from gpdip.limit.resample_maps import bilinear_sources, nearest_sources
 
 # exp(−r²/(4σ²)) < 1e-18 for r > 13σ (exp(−42.25) = 4.5e-19).
 GAUSSIAN_CUTOFF = 13.0

@@ -36,6 +36,7 @@ import torch
 
 from gpdip.layers.base import Layer, sequence_final_upsamples
 from gpdip.limit import covtable as ct
+from gpdip.limit import resample_maps as rm
 
 SYMMETRY_TOL = ct.SYMMETRY_TOL
 
@@ -174,16 +175,16 @@ def _upsample_points(
     """
     device = table.values.device
     if table.dims == 1:
-        terms = ct.upsample_terms(
+        terms = rm.upsample_terms(
             table.period[0],
             table.radius[0],
             factor,
             sources,
             listed[:, 0].reshape(1, -1).to(device),
         )
-        return ct._regather(table, 0, factor * table.period[0], 0, terms).values
+        return rm._regather(table, 0, factor * table.period[0], 0, terms).values
     assert table.dims == 2
-    last = ct.upsample_terms(
+    last = rm.upsample_terms(
         table.period[1], table.radius[1], factor, sources, listed[:, 1].reshape(1, -1).to(device)
     )
     # Only the coarse offsets of dimension 1 that the listed pairs read (about half the box
@@ -192,17 +193,17 @@ def _upsample_points(
     high = max(int(off.max()) for _, off, _ in last)
     coarse = ct.CovTable(table.values.narrow(3, low, high - low + 1), table.period, table.radius)
     first, column = torch.unique(listed[:, 0], return_inverse=True)
-    terms = ct.upsample_terms(
+    terms = rm.upsample_terms(
         table.period[0], table.radius[0], factor, sources, first.reshape(1, -1).to(device)
     )
-    inter = ct._regather(coarse, 0, factor * table.period[0], 0, terms).values
+    inter = rm._regather(coarse, 0, factor * table.period[0], 0, terms).values
     # inter: (τP₀, P₁, n₀, high − low + 1); read (phase₁, column, offset₁) per listed pair,
     # with τP₀ as the inner axis so that one sparse product does every term.
     n_first, n_off = inter.shape[2], inter.shape[3]
     rows = inter.reshape(inter.shape[0], -1).T.contiguous()
     column = column.to(device)
     terms = [((phase * n_first + column), off - low, weight) for phase, off, weight in last]
-    out = ct.sparse_rows(terms, n_off, rows).T
+    out = rm.sparse_rows(terms, n_off, rows).T
     return out.reshape(inter.shape[0], factor * table.period[1], -1).contiguous()
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from gpdip.limit import covtable as ct
+from gpdip.limit import resample_maps as rm
 from gpdip.limit.nonlin import relu_expectation
 
 
@@ -88,8 +89,8 @@ def test_upsample_matches_interpolate(dims, period, mode):
     n, factor = (12 if dims == 1 else 8), 2
     table = random_table((period,) * dims, (n - 1,) * dims, seed=period + 10 * dims)
     torch_mode = mode if dims == 2 or mode == "nearest" else "linear"
-    sources = ct.nearest_sources(factor) if mode == "nearest" else ct.bilinear_sources(factor)
-    out = ct.upsample(table, factor, sources)
+    sources = rm.nearest_sources(factor) if mode == "nearest" else rm.bilinear_sources(factor)
+    out = rm.upsample(table, factor, sources)
     kwargs = {} if mode == "nearest" else {"align_corners": False}
     A = operator_matrix(lambda x: F.interpolate(x, scale_factor=factor, mode=torch_mode,
                                                 **kwargs), n, dims)
@@ -102,7 +103,7 @@ def test_upsample_matches_interpolate(dims, period, mode):
 def test_decimate_matches_slicing(dims, period, factor):
     n = 12 if dims == 1 else 8
     table = random_table((period,) * dims, (n - 1,) * dims, seed=3 * period + factor)
-    out = ct.decimate(table, factor)
+    out = rm.decimate(table, factor)
     A = operator_matrix(lambda x: x[(Ellipsis, *([slice(None, None, factor)] * dims))], n, dims)
     m = math.ceil(n / factor)
     compare(out.crop((1,) * dims), A @ dense_covariance(table, n) @ A.T, m, margin=0)
@@ -113,7 +114,7 @@ def test_decimate_matches_slicing(dims, period, factor):
 def test_avg_pool_matches_pooling(dims, period):
     n, factor = (12 if dims == 1 else 8), 2
     table = random_table((period,) * dims, (n - 1,) * dims, seed=7 + period)
-    out = ct.decimate(ct.box_average(table, factor), factor)
+    out = rm.decimate(rm.box_average(table, factor), factor)
     pool = F.avg_pool1d if dims == 1 else F.avg_pool2d
     A = operator_matrix(lambda x: pool(x, factor), n, dims)
     compare(out.crop((1,) * dims), A @ dense_covariance(table, n) @ A.T, n // factor, margin=0)
@@ -168,7 +169,7 @@ def test_sinc_upsample_matches_band_limited_torus():
     n, factor = 256, 2
     kernel = torch.tensor([0.2, 0.6, 1.5, 0.6, 0.2], dtype=torch.float64)  # PSD, compact
     table = ct.stationary(F.pad(kernel, (14, 14)))
-    out = ct.sinc_upsample(table, factor).crop((8,)).phase_mean()
+    out = rm.sinc_upsample(table, factor).crop((8,)).phase_mean()
     circ = torch.zeros(n, dtype=torch.float64)
     for r, v in zip(range(-2, 3), kernel, strict=True):
         circ[r % n] = v

@@ -18,10 +18,11 @@ import torch
 from gpdip import compile_kernel, load_architecture
 from gpdip.arch.catalog import catalog_names
 from gpdip.errors import GpdipError
+from gpdip.layers.base import far_radius
 from gpdip.limit import compiler
 from gpdip.limit import covtable as ct
 from gpdip.limit import phase_tables as pt
-from gpdip.layers.base import far_radius
+from gpdip.limit import resample_maps as rm
 from gpdip.limit.farfield import upsampled_radius
 from tests.archgen import random_architecture
 from tests.limit.test_covtable import random_table
@@ -43,7 +44,7 @@ def reference_kernel(monkeypatch, arch, size, dims=2, params=None, far=True, kin
         patch.setattr(
             pt,
             "upsample_folded",
-            lambda table, factor, sources, *args: ct.upsample(table, factor, sources),
+            lambda table, factor, sources, *args: rm.upsample(table, factor, sources),
         )
         if not far:
             patch.setattr(compiler, "far_radius", lambda *args: math.inf)
@@ -121,8 +122,8 @@ def test_upsampled_radius_is_the_support(mode, factor):
     )
     table.values[:, :5] = 0  # zero beyond |r| = R, inside a box of R + 5
     table.values[:, -5:] = 0
-    sources = (ct.nearest_sources if mode == "nearest" else ct.bilinear_sources)(factor)
-    up = ct.upsample(table, factor, sources)
+    sources = (rm.nearest_sources if mode == "nearest" else rm.bilinear_sources)(factor)
+    up = rm.upsample(table, factor, sources)
     nonzero = (up.values != 0).any(dim=0).nonzero().reshape(-1) - up.radius[0]
     assert int(nonzero.abs().max()) == upsampled_radius(radius, factor, mode)
 
