@@ -12,9 +12,12 @@ than for θ; the ratio α plays the role of the ℓ1 weight (the paper's Thm. 1:
 less sparsity penalised).  The estimate is f_θ(z).
 
 Paper defaults (the official code, ``ChongYou/robust-image-recovery``): plain SGD on the
-*mean* squared error, lr 1 for θ, lr 500 for (g, h) (α = 500), 150,000 iterations, input
-perturbation σ = 1/30 per step, a 5-scale skip network of width 128.  gpdip's loss is the
-masked squared error over n_obs entries (the mean, when nothing is masked).
+*mean* squared error over a 512×512×3 image, lr 1 for θ, lr 500 for (g, h) (α = 500),
+150,000 iterations, input perturbation σ = 1/30 per step, a 5-scale skip network of width
+128.  On the mean, a rate for (g, h) means less on a larger image (each entry's gradient
+carries 1/n), so gpdip states the (g, h) rate ``s_lr`` on the *sum* of squared residuals,
+which is size-free: the paper's 500/(512²·3) = 6.4e-4 is the default.  θ's rate ``lr``
+stays on the mean loss (gpdip's convention, see :mod:`~gpdip.dip.methods.base`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ from gpdip.dip.methods.base import Observation, check_positive, make_optimizer
 
 
 class DOP:
-    """θ, g, h by the same optimiser kind with rates lr and lr·lr_ratio; estimate f_θ(z)."""
+    """θ by ``optimizer`` at rate ``lr`` on the mean loss; (g, h) always by plain SGD at rate
+    ``s_lr`` on the summed loss (the implicit ℓ1 bias is a property of gradient descent from
+    a tiny start: Adam's normalised steps would move g, h by ~its rate per step whatever
+    their gradient).  The ratio α = s_lr·n_obs/lr, for SGD on both.  Estimate f_θ(z)."""
 
     name = "dop"
 
@@ -37,14 +43,14 @@ class DOP:
         obs: Observation,
         *,
         lr: float = 1.0,
-        lr_ratio: float = 500.0,
+        s_lr: float = 500.0 / (512 * 512 * 3),
         optimizer: str = "sgd",
         init_std: float = 1e-5,
         reg_noise_std: float = 1.0 / 30.0,
         generator: torch.Generator | None = None,
     ) -> None:
         check_positive("lr", lr)
-        check_positive("lr_ratio", lr_ratio)
+        check_positive("s_lr", s_lr)
         check_positive("init_std", init_std)
         check_positive("reg_noise_std", reg_noise_std, allow_zero=True)
         self.net, self.z, self.obs = net, net_input, obs
@@ -54,7 +60,8 @@ class DOP:
         self.h = (init_std * self._randn(shape)).requires_grad_(True)
         self.reg_noise_std = reg_noise_std
         self.opt = make_optimizer(net.parameters(), optimizer, lr)
-        self.opt_s = make_optimizer([self.g, self.h], optimizer, lr * lr_ratio)
+        # the loss is the mean over n_obs entries: a rate s_lr on the sum is s_lr·n_obs here
+        self.opt_s = torch.optim.SGD([self.g, self.h], lr=s_lr * obs.n_obs)
 
     def _randn(self, shape: tuple[int, ...] | torch.Size) -> torch.Tensor:
         return torch.randn(tuple(shape), generator=self.gen).to(self.obs.y)

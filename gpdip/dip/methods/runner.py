@@ -105,6 +105,7 @@ class MethodOutcome:
     seconds_to_wmv: float | None
     grad_steps: int
     history: list[dict[str, Any]] = field(default_factory=list)
+    best_estimate: torch.Tensor | None = None
 
 
 def run_method(
@@ -129,6 +130,7 @@ def run_method(
     history: list[dict[str, Any]] = []
     started, detected_at = time.perf_counter(), None
     est = torch.empty(0)
+    best_est: torch.Tensor | None = None
     for it in range(1, grad_steps // k + 1):
         est = method.step()
         if not bool(torch.isfinite(est).all()):
@@ -141,15 +143,19 @@ def run_method(
             detected_at = time.perf_counter() - started
         if truth is not None:
             psnrs.append(psnr(est, truth))
+            if psnrs[-1] >= max(psnrs):
+                best_est = est.clone()
             if it % max(1, log_every // k) == 0:
                 history.append(
                     {"iter": it * k, "psnr": psnrs[-1], "loss": getattr(method, "last_loss", None)}
                 )
         if stop_on_detect and stopper.stopped:
             break
-    return _outcome(
+    outcome = _outcome(
         method, est, k, psnrs, history, stopper, truth, time.perf_counter() - started, detected_at
     )
+    outcome.best_estimate = None if best_est is None else best_est.cpu()
+    return outcome
 
 
 def _outcome(
