@@ -7,25 +7,15 @@
 """
 
 from gpdip.arch.parse import load_architecture, parse_architecture, read_architecture
-from gpdip.arch.spec import (
-                   Architecture,
-                   Block,
-                   Conv,
-                   Downsample,
-                   Erf,
-                   InputSpec,
-                   LeakyReLU,
-                   ReLU,
-                   Skip,
-                   Upsample,
-)
+from gpdip.arch.spec import Architecture, InputSpec
 from gpdip.errors import GpdipError
 from gpdip.finite import montecarlo, network
-from gpdip.limit.compiler import compile_kernel
+from gpdip.layers import Block, Conv, Downsample, Erf, LeakyReLU, ReLU, Skip, Upsample
+from gpdip.limit.compiler import compile_kernel, compile_kernels
 
 __version__ = "0.1.0"
 __all__ = [
     "Architecture", "Block", "Conv", "Downsample", "Erf", "GpdipError", "InputSpec",
-    "LeakyReLU", "ReLU", "Skip", "Upsample", "compile_kernel", "load_architecture",
-    "montecarlo", "network", "parse_architecture", "read_architecture",
+    "LeakyReLU", "ReLU", "Skip", "Upsample", "compile_kernel", "compile_kernels",
+    "load_architecture", "montecarlo", "network", "parse_architecture", "read_architecture",
 ]

@@ -44,7 +44,7 @@ def plain_loop(net, x, y, mask, iters: int, lr: float) -> float:
 
 
 def trainer_loop(net, x, y, mask, truth, iters: int, lr: float, device) -> float:
-    cfg = DIPConfig(method="sgd-avg", iters=iters, lr=lr, log_every=max(1, iters // 3))
+    cfg = DIPConfig.build(method="sgd-avg", iters=iters, lr=lr, log_every=max(1, iters // 3))
     res = fit(net, x, Problem(y.cpu(), mask.cpu().bool(), truth), cfg, device=device)
     return iters / res.seconds
 
@@ -62,7 +62,7 @@ def _peak_child(arch: str, width: int, size: int, queue) -> None:
     net, x = make_network(arch, (size, size), 1, width=width)
     with open("/proc/self/statm") as f:  # resident pages now: model built, nothing run
         base = int(f.read().split()[1]) * resource.getpagesize() / 2**20
-    cfg = DIPConfig(method="sgd-avg", iters=5, lr=0.003, log_every=5)
+    cfg = DIPConfig.build(method="sgd-avg", iters=5, lr=0.003, log_every=5)
     fit(net, x, Problem(truth * mask, mask, truth), cfg, device="cpu")
     queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base)
 
@@ -103,7 +103,9 @@ def extras_share(arch: str, width: int, size: int, iters: int, device) -> float:
     try:
         for n, f in originals.items():
             setattr(tr._Run, n, timed(f))
-        cfg = DIPConfig(method="sgd-avg", iters=iters, lr=0.003, log_every=max(1, iters // 3))
+        cfg = DIPConfig.build(
+            method="sgd-avg", iters=iters, lr=0.003, log_every=max(1, iters // 3)
+        )
         res = fit(net, x, Problem(truth * mask, mask, truth), cfg, device=device)
     finally:
         for n, f in originals.items():

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import random
 
-from gpdip.arch.spec import (
-    Architecture,
-    Block,
-    Conv,
-    Downsample,
-    Erf,
-    InputSpec,
-    LeakyReLU,
-    ReLU,
-    Skip,
-    Upsample,
-)
+from gpdip.arch.spec import Architecture, InputSpec
+from gpdip.layers import Block, Conv, Downsample, Erf, LeakyReLU, ReLU, Skip, Upsample
 
 
 def _nonlin(rng: random.Random):

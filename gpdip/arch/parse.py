@@ -20,8 +20,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from gpdip.arch.spec import LAYER_TYPES, Architecture, Block, InputSpec, Layer, Skip
+from gpdip.arch.spec import Architecture, InputSpec
 from gpdip.errors import GpdipError
+from gpdip.layers import LAYER_TYPES, Layer
+from gpdip.layers.base import MAX_NESTING
 
 _TOP_KEYS = {"input", "network", "blocks", "meta"}
 _INPUT_KEYS = {"channels", "sigma", "variance"}
@@ -94,6 +96,7 @@ class _Context:
         self.source = source
         self.blocks = blocks
         self.stack: list[str] = []
+        self.nesting: list[str] = []
         self.done: dict[str, tuple[Layer, ...]] = {}
 
     def error(self, where: str, msg: str) -> GpdipError:
@@ -141,31 +144,25 @@ class _Context:
         if kind not in LAYER_TYPES:
             raise self.error(where, f"'type' must be one of {', '.join(LAYER_TYPES)}, "
                                     f"got {_show(kind)}")
-        cls = LAYER_TYPES[kind]
-        if cls is Skip:
-            return self.skip(table, where)
-        if cls is Block:
-            self.keys(table, {"type", "name"}, where)
-            if not isinstance(table.get("name"), str):
-                got = _show(table.get("name"))
-                raise self.error(where, f"'name' must be a block name, got {got}")
-            return Block(table["name"], self.block(table["name"], where))
-        allowed = {f.name for f in dataclasses.fields(cls)}
+        if len(self.nesting) > MAX_NESTING:
+            raise self.error(where, f"skips and blocks are nested more than {MAX_NESTING} "
+                             "levels deep")
+        self.nesting.append(where)
+        try:
+            return LAYER_TYPES[kind].from_toml(table, self, where)
+        finally:
+            self.nesting.pop()
+
+    def fields(self, cls: type, table: dict[str, Any], where: str) -> Layer:
+        """A layer whose TOML keys are its dataclass fields (every non-combinator)."""
+        allowed = {f.name for f in dataclasses.fields(cls) if f.init}
         self.keys(table, allowed | {"type"}, where)
         fields = {k: self.typed(v, f"{where}.{k}", cls, k) for k, v in table.items() if k != "type"}
         return self.build(cls, fields, where)
 
-    def skip(self, table: dict[str, Any], where: str) -> Skip:
-        self.keys(table, {"type", "mode", "branch", "shortcut"}, where)
-        if "branch" not in table:
-            raise self.error(where, "missing key 'branch' (a list of layers or a block name)")
-        mode = table.get("mode", "add")
-        if not isinstance(mode, str):
-            raise self.error(f"{where}.mode", f"expected a string, got {_show(mode)}")
-        branch, branch_name = self.path(table["branch"], f"{where}.branch")
-        shortcut, short_name = self.path(table.get("shortcut", []), f"{where}.shortcut")
-        return self.build(Skip, dict(mode=mode, branch=branch, shortcut=shortcut,
-                                     branch_name=branch_name, shortcut_name=short_name), where)
+    @staticmethod
+    def show(value: Any) -> str:
+        return _show(value)
 
     def path(self, value: Any, where: str) -> tuple[tuple[Layer, ...], str | None]:
         if isinstance(value, str):

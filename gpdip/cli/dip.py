@@ -3,6 +3,11 @@
     gpdip dip noisy.png --arch unet2 --method sgld --iters 3000 --noise-std 25/255 \\
         --truth clean.png --out runs/sgld
     gpdip dip image.png --mask mask.png --arch skip5-bilinear --method sgd-input-avg --out runs/inp
+    gpdip dip image.png --mask mask.png --arch unet2 --method gd --lr 1e-3 --centred \
+        --parameterization ntk --out runs/gd
+
+The training arguments are generated from ``DIPConfig`` and the scheme registry
+(``gpdip.dip.schemes``); each method option lists the methods that take it.
 """
 
 from __future__ import annotations
@@ -14,21 +19,8 @@ from pathlib import Path
 from gpdip.errors import GpdipError
 
 
-def _fraction(text: str) -> float:
-    """A float or a fraction such as ``25/255``."""
-    try:
-        if "/" in text:
-            a, b = text.split("/")
-            return float(a) / float(b)
-        return float(text)
-    except (ValueError, ZeroDivisionError) as exc:
-        raise argparse.ArgumentTypeError(
-            f"'{text}': expected a number or a fraction like 25/255"
-        ) from exc
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from gpdip.dip.config import METHODS
+    from gpdip.dip.arguments import add_config_arguments
 
     p = subparsers.add_parser(
         "dip",
@@ -40,44 +32,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mask", help="mask image, non-zero = observed (omit for denoising)")
     p.add_argument("--truth", help="clean image, for PSNR curves")
     p.add_argument("--arch", default="unet2", help="catalog name, TOML path, or 'dip-tiny'")
-    p.add_argument("--method", choices=METHODS, default="sgd")
-    p.add_argument("--iters", type=int, default=3000)
-    p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--width", type=int, default=None, help="channels of the widest layer")
-    p.add_argument(
-        "--noise-std",
-        type=_fraction,
-        default=None,
-        help="σ of the observation noise in [0,1] units (e.g. 25/255); default: estimated",
-    )
-    p.add_argument("--step-size", type=float, default=None, help="SGLD ε0 (default 4σ²·lr/n_obs)")
-    p.add_argument("--step-decay-gamma", type=float, default=0.0)
-    p.add_argument("--preconditioner", choices=("none", "rmsprop"), default="none")
-    p.add_argument("--freeze-preconditioner", action="store_true",
-                   help="pSGLD: stop adapting G after burn-in (exact; Li et al.'s default "
-                        "keeps adapting, which is stable but over-disperses)")
-    p.add_argument("--frozen-alpha", type=float, default=1.0,
-                   help="with --freeze-preconditioner: G's EMA decay after burn-in (1 = frozen)")
-    p.add_argument("--burn-in", type=int, default=1000)
-    p.add_argument("--thin", type=int, default=10)
-    p.add_argument("--weight-decay", type=float, default=1.0, help="SGLD prior precision λ")
-    p.add_argument("--stop-iter", type=int, default=None, help="oracle early-stopping iteration")
-    p.add_argument("--reg-noise-std", type=_fraction, default=1 / 30)
-    p.add_argument("--optimize-input", action="store_true")
+    add_config_arguments(p, defaults={"checkpoint_every": 500})
     p.add_argument(
         "--batchnorm", action="store_true", help="practical DIP: BatchNorm (departs from the limit)"
     )
     p.add_argument("--padding", choices=("zero", "reflect", "circular"), default=None)
     p.add_argument("--init", choices=("limit", "pytorch"), default="limit")
     p.add_argument(
+        "--parameterization",
+        choices=("standard", "ntk"),
+        default="standard",
+        help="ntk: weights and biases N(0, 1), scaled by √(weight_var/fan_in) and √bias_var "
+        "in the forward pass (the NTK's; needs a catalog architecture)",
+    )
+    p.add_argument(
         "--input",
         choices=("limit", "uniform"),
         default="limit",
         help="network input: the limit's Gaussian noise or DIP's U[0, 0.1]",
     )
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--checkpoint-every", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true")
@@ -94,28 +68,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _config(args: argparse.Namespace):
-    from gpdip.dip.config import DIPConfig
+    from gpdip.dip.arguments import config_from_args
 
-    return DIPConfig(
-        method=args.method,
-        iters=args.iters,
-        lr=args.lr,
-        noise_std=args.noise_std,
-        step_size=args.step_size,
-        step_decay_gamma=args.step_decay_gamma,
-        preconditioner=args.preconditioner,
-        freeze_preconditioner=args.freeze_preconditioner,
-        frozen_alpha=args.frozen_alpha,
-        burn_in=args.burn_in,
-        thin=args.thin,
-        weight_decay=args.weight_decay,
-        stop_iter=args.stop_iter,
-        reg_noise_std=args.reg_noise_std,
-        optimize_input=args.optimize_input,
-        log_every=args.log_every,
-        checkpoint_every=args.checkpoint_every,
-        seed=args.seed,
-    ).validate()
+    return config_from_args(args)
 
 
 def run_dip(args: argparse.Namespace) -> int:
@@ -141,6 +96,7 @@ def run_dip(args: argparse.Namespace) -> int:
         y.shape[0],
         width=args.width,
         init=args.init,
+        parameterization=args.parameterization,
         batchnorm=args.batchnorm,
         padding=args.padding,
         input_kind=args.input,
@@ -189,6 +145,6 @@ def run_dip(args: argparse.Namespace) -> int:
         )
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary))
-    if res.iterations < cfg.iters:
+    if res.iterations < cfg.iters and res.stop_reason is None:
         raise GpdipError(f"run stopped at {res.iterations} of {cfg.iters} iterations")
     return 0

@@ -1,156 +1,121 @@
-"""Configuration of a DIP run: inference scheme, step sizes, logging.
+"""Configuration of a DIP run: the fields every scheme shares, and the scheme's own options.
 
-The inference schemes are those of Cheng et al. 2019, Sec. 5.2:
+``method`` names a registered inference scheme (:mod:`gpdip.dip.schemes`; e.g. ``sgd``,
+``sgd-avg``, ``sgd-input``, ``sgd-input-avg``, ``sgld``, ``noisy-adam``, ``gd``); its options
+(a dataclass per scheme, e.g. :class:`~gpdip.dip.schemes.sgld.SGLDOptions`) sit in
+``DIPConfig.options``.  :meth:`DIPConfig.build` takes both kinds of field as keywords::
 
-========================  ====================================================
-``sgd``                   Adam on the masked MSE; early stopping (oracle
-                          ``stop_iter``, best-PSNR iterate when the truth is
-                          known) — "SGD+Early".
-``sgd-avg``               as ``sgd`` plus an exponential moving average of the
-                          outputs — "SGD+Early+Avg".
-``sgd-input``             input perturbed by N(0, reg_noise_std²) every step —
-                          "SGD+Input+Early".
-``sgd-input-avg``         both — "SGD+Input+Early+Avg".
-``sgld``                  true stochastic-gradient Langevin dynamics, Eq. (8):
-                          w ← w − (ε/2)∇U(w) + N(0, ε) on all trained
-                          parameters; posterior mean/variance from thinned
-                          samples after burn-in.
-``noisy-adam``            the original code's scheme: an Adam step followed by
-                          N(0, (noisy_adam_sigma·lr)²) added to the conv
-                          weights only (4-D tensors).  Not a Langevin sampler;
-                          kept for comparison.
-========================  ====================================================
+    DIPConfig.build(method="sgld", iters=3000, preconditioner="rmsprop")
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
+from gpdip.dip.schemes import SchemeOptions, get_scheme, schemes
 from gpdip.errors import GpdipError
 
-METHODS = ("sgd", "sgd-avg", "sgd-input", "sgd-input-avg", "sgld", "noisy-adam")
 MAX_ITERS = 10_000_000
+
+
+def _common(default: Any, help: str) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help})
 
 
 @dataclass
 class DIPConfig:
-    """All knobs of one DIP run (see the module docstring for ``method``).
+    """The knobs every scheme shares; ``options`` holds the scheme's own (None: its
+    defaults).  ``lr`` is the learning rate (Adam/SGD on the observed MSE; GD's η on the
+    summed loss; SGLD's step is derived from it unless ``step_size`` is given)."""
 
-    Step sizes: ``lr`` is the Adam (or SGD) learning rate on the mean squared
-    error over observed entries.  For ``sgld`` the Langevin step is
-    ε_t = step_size·(1 + t/step_decay_b)^(−step_decay_gamma) (γ = 0: constant,
-    the default; γ ∈ (0.5, 1] satisfies Σε = ∞, Σε² < ∞).  When ``step_size``
-    is None it is matched to gradient descent with rate ``lr`` on the mean
-    loss: (ε/2)∇U = lr·∇MSE  ⇔  ε = 4σ²·lr/n_obs; with the RMSprop preconditioner
-    (pSGLD) it is ε = 2·lr, so the drift matches an Adam step of size lr.
-    """
+    method: str = _common("sgd", "inference scheme")
+    iters: int = _common(3000, "training steps")
+    lr: float = _common(0.01, "learning rate (gd: η on ½·Σ_observed (f − y)²)")
+    stop_iter: int | None = _common(None, "oracle early-stopping iteration (output kept)")
+    noise_std: float | None = _common(
+        None, "σ of the observation noise in [0,1] units (e.g. 25/255); default: estimated"
+    )
+    optimize_input: bool = _common(False, "train the network input z too")
+    centred: bool = _common(
+        False, "train and report f(z) − f₀(z), f₀ the output at initialisation (fixed)"
+    )
+    log_every: int = _common(50, "log a record every this many steps")
+    checkpoint_every: int = _common(0, "checkpoint every this many steps (0: never)")
+    seed: int = _common(0, "seed of the run's generator (input noise, Langevin noise)")
+    options: SchemeOptions | None = dataclasses.field(default=None, repr=True, compare=True)
 
-    method: str = "sgd"
-    iters: int = 3000
-    lr: float = 0.01
-    optimizer: str = "adam"  # for the sgd* methods: "adam" or "sgd"
-    reg_noise_std: float = 1.0 / 30.0  # input perturbation for the *-input methods
-    ema: float = 0.99  # exponential window of the *-avg methods (DIP code's exp_weight)
-    stop_iter: int | None = None  # oracle early-stopping iteration (output recorded there)
-    noise_std: float | None = None  # σ of the Gaussian likelihood; None: estimated
-    step_size: float | None = None  # SGLD ε_0; None: 4σ²·lr/n_obs
-    step_decay_b: float = 1000.0
-    step_decay_gamma: float = 0.0
-    preconditioner: str = "none"  # SGLD: "none" (Eq. 8) or "rmsprop" (pSGLD, Li et al.)
-    # pSGLD after burn-in.  False (default): Li et al.'s always-adapting G: stable on every
-    # DIP run so far, but over-dispersed (variances +24-29% on the test model).  True: G
-    # then follows an EMA with decay frozen_alpha (1.0 = frozen): exact on the test model,
-    # but 3 of 9 frozen and 2 of 2 slowly adapting 64×64 denoising chains blew up
-    freeze_preconditioner: bool = False
-    frozen_alpha: float = 1.0
-    burn_in: int = 1000
-    thin: int = 10
-    weight_decay: float = 1.0  # prior precision λ: −log p(w) = λ‖w‖²/2 (SGLD energy)
-    prior: str = "init"  # "init": per-tensor N(0, mean θ₀²) (the limit's prior); "isotropic": λ
-    noisy_adam_sigma: float = 2.0  # noise std = sigma·lr in the noisy-adam variant
-    noisy_adam_params: str = "conv"  # "conv" (4-D weights, as the original code) or "all"
-    optimize_input: bool = False
-    log_every: int = 50
-    checkpoint_every: int = 0  # 0: no checkpoints
-    seed: int = 0
+    def __post_init__(self) -> None:
+        # an unknown method gets no options here; validate() reports it, naming the field
+        if self.options is None and self.method in schemes():
+            self.options = schemes()[self.method].options_type()
+
+    @classmethod
+    def build(cls, *, lenient: bool = False, **kwargs: Any) -> DIPConfig:
+        """A config from flat keywords: the common fields and ``method``'s options.
+
+        Keywords that are not fields of ``method`` are a :class:`GpdipError` listing the
+        accepted ones; with ``lenient`` those that are another registered scheme's option
+        are dropped (drivers that pass one set of keywords to several methods)."""
+        method = kwargs.get("method", "sgd")
+        options_type = get_scheme(method).options_type
+        common = {f.name for f in fields(cls)} - {"options"}
+        own = {f.name for f in fields(options_type)}
+        unknown = set(kwargs) - common - own
+        if lenient:
+            unknown -= {f.name for s in schemes().values() for f in fields(s.options_type)}
+        if unknown:
+            raise GpdipError(
+                f"option(s) {', '.join(sorted(unknown))} do not apply to method '{method}'; "
+                f"expected {', '.join(sorted(common | own))}"
+            )
+        options = options_type(**{k: v for k, v in kwargs.items() if k in own})
+        return cls(**{k: v for k, v in kwargs.items() if k in common}, options=options)
 
     def validate(self) -> DIPConfig:
         """Check ranges; raise :class:`GpdipError` naming the offending field."""
-        if self.method not in METHODS:
-            raise GpdipError(f"method '{self.method}': expected one of {', '.join(METHODS)}")
+        options_type = get_scheme(self.method).options_type
+        if type(self.options) is not options_type:
+            raise GpdipError(
+                f"options {type(self.options).__name__}: method '{self.method}' expects "
+                f"{options_type.__name__}"
+            )
         if not isinstance(self.iters, int) or not 1 <= self.iters <= MAX_ITERS:
             raise GpdipError(f"iters={self.iters}: expected an integer in [1, {MAX_ITERS}]")
         _positive("lr", self.lr, upper=10.0)
-        if self.step_size is not None:
-            _positive("step_size", self.step_size, upper=10.0)
         if self.noise_std is not None:
             _positive("noise_std", self.noise_std, upper=10.0)
-        if self.optimizer not in ("adam", "sgd"):
-            raise GpdipError(f"optimizer '{self.optimizer}': expected 'adam' or 'sgd'")
-        if self.preconditioner not in ("none", "rmsprop"):
-            raise GpdipError(
-                f"preconditioner '{self.preconditioner}': expected 'none' or 'rmsprop'"
-            )
-        if self.prior not in ("init", "isotropic"):
-            raise GpdipError(f"prior '{self.prior}': expected 'init' or 'isotropic'")
-        if self.noisy_adam_params not in ("conv", "all"):
-            raise GpdipError(
-                f"noisy_adam_params '{self.noisy_adam_params}': expected 'conv' or 'all'"
-            )
-        if not 0.0 < self.frozen_alpha <= 1.0:
-            raise GpdipError(f"frozen_alpha={self.frozen_alpha}: expected a decay in (0, 1]")
-        if not 0.0 <= self.ema < 1.0:
-            raise GpdipError(f"ema={self.ema}: expected a decay in [0, 1)")
-        if self.reg_noise_std < 0 or self.weight_decay < 0:
-            raise GpdipError("reg_noise_std and weight_decay must be >= 0")
         if self.stop_iter is not None and not 1 <= self.stop_iter <= self.iters:
             raise GpdipError(
                 f"stop_iter={self.stop_iter}: expected 1 ≤ stop_iter ≤ iters={self.iters}"
             )
-        for name in ("log_every", "thin"):
-            if getattr(self, name) < 1:
-                raise GpdipError(f"{name}={getattr(self, name)}: expected an integer ≥ 1")
-        if self.burn_in < 0 or self.checkpoint_every < 0 or self.step_decay_b <= 0:
-            raise GpdipError("burn_in, checkpoint_every must be ≥ 0 and step_decay_b > 0")
+        if self.log_every < 1:
+            raise GpdipError(f"log_every={self.log_every}: expected an integer ≥ 1")
+        if self.checkpoint_every < 0:
+            raise GpdipError(f"checkpoint_every={self.checkpoint_every}: expected ≥ 0")
+        self.options.validate()
         return self
 
-    @property
-    def uses_input_noise(self) -> bool:
-        return self.method in ("sgd-input", "sgd-input-avg")
-
-    @property
-    def uses_ema(self) -> bool:
-        return self.method in ("sgd-avg", "sgd-input-avg")
-
-    @property
-    def is_sampler(self) -> bool:
-        """Methods whose thinned post-burn-in iterates are averaged (Welford)."""
-        return self.method in ("sgld", "noisy-adam")
-
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Flat: the common fields and the options' fields (plain data, checkpointable)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "options"}
+        if self.options is not None:
+            d.update(dataclasses.asdict(self.options))
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DIPConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        """Inverse of :meth:`to_dict`; keys that ``method`` does not know (e.g. in
+        checkpoints written before the scheme registry) are ignored."""
+        method = d.get("method", "sgd")
+        known = {f.name for f in fields(cls)} | {
+            f.name for f in fields(get_scheme(method).options_type)
+        }
+        return cls.build(**{k: v for k, v in d.items() if k in known and k != "options"})
 
 
 def _positive(name: str, value: float, upper: float) -> None:
     if not (isinstance(value, int | float) and math.isfinite(value) and 0 < value <= upper):
         raise GpdipError(f"{name}={value}: expected a number in (0, {upper}]")
-
-
-def sgld_step_size(cfg: DIPConfig, t: int, sigma2: float, n_obs: int) -> float:
-    """ε_t = ε_0·(1 + t/b)^(−γ), with ε_0 = step_size or 4σ²·lr/n_obs (see :class:`DIPConfig`)."""
-    if cfg.step_size is not None:
-        eps0 = cfg.step_size
-    elif cfg.preconditioner == "rmsprop":
-        eps0 = 2.0 * cfg.lr  # G∇U ≈ sign(∇U): drift (ε/2)·G∇U ≈ an Adam step of size lr
-    else:
-        eps0 = 4.0 * sigma2 * cfg.lr / n_obs
-    if cfg.step_decay_gamma == 0.0:
-        return eps0
-    return eps0 * (1.0 + t / cfg.step_decay_b) ** (-cfg.step_decay_gamma)

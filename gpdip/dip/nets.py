@@ -70,12 +70,16 @@ def make_network(
     padding: str | None = None,
     input_kind: str = "limit",
     generator: torch.Generator | None = None,
+    parameterization: str = "standard",
 ) -> tuple[nn.Module, torch.Tensor]:
     """Build ``(net, input)`` for an image of spatial ``shape`` = (H, W).
 
     ``input`` has shape ``(1, C_in, H, W)``; ``net(input)`` should have shape
     ``(1, out_channels, H, W)`` (checked by :func:`check_output_size`).
+    ``parameterization="ntk"``: every weight and bias N(0, 1), a conv computing
+    √(weight_var/fan_in)·Σ w·x + √bias_var·b (catalog architectures only).
     """
+    check_parameterization(parameterization, arch)
     if input_kind not in ("limit", "uniform"):
         raise GpdipError(f"input kind '{input_kind}': expected 'limit' or 'uniform'")
     if init not in ("limit", "pytorch"):
@@ -99,11 +103,28 @@ def make_network(
         batchnorm=batchnorm,
         padding=padding,
         generator=generator,
+        parameterization=parameterization,
     )
     annotate(built, arch_name=str(arch))  # for size-mismatch messages
     if init == "limit" and not batchnorm:
         attach_limit_prior(built, arch)
     return built, _builder_input(network, arch, shape, width, input_kind, generator)
+
+
+PARAMETERIZATIONS = ("standard", "ntk")
+
+
+def check_parameterization(parameterization: str, arch: Any) -> None:
+    """:class:`GpdipError` unless ``parameterization`` is one the builder of ``arch`` has."""
+    if parameterization not in PARAMETERIZATIONS:
+        raise GpdipError(
+            f"parameterization '{parameterization}': expected one of {', '.join(PARAMETERIZATIONS)}"
+        )
+    if parameterization != "standard" and arch == TINY:
+        raise GpdipError(
+            f"parameterization '{parameterization}': '{TINY}' has only the standard one; "
+            "expected a catalog architecture"
+        )
 
 
 def attach_limit_prior(net: nn.Module, arch: Any) -> None:
@@ -123,37 +144,12 @@ def annotate(net: nn.Module, **attrs: Any) -> None:
 
 
 def limit_prior_variances(net: nn.Module, arch: Any) -> dict[str, float] | None:
-    """Per-parameter prior variance of the limit init: weight_var/fan_in for conv weights,
-    bias_var for biases (0: the bias is absent from the limit).  Exact, unlike the sample
-    second moment of a small tensor (a 1×16 readout's is off by ~35%).  None when the
-    architecture's convs do not share one (weight_var, bias_var) pair."""
-    from gpdip.arch.parse import load_architecture
-    from gpdip.arch.spec import Block, Conv, Skip
+    """Per-parameter prior variance of the limit init (weight_var/fan_in for conv weights,
+    bias_var for biases), as recorded by the network builder; None when some parameter has
+    none (see :func:`gpdip.finite.network.prior_variances`)."""
+    from gpdip.finite.network import prior_variances
 
-    pairs: set[tuple[float, float]] = set()
-
-    def walk(layers: Any) -> None:
-        for layer in layers:
-            if isinstance(layer, Conv):
-                pairs.add((layer.weight_var, layer.bias_var))
-            elif isinstance(layer, Block):
-                walk(layer.layers)
-            elif isinstance(layer, Skip):
-                walk(layer.branch)
-                walk(layer.shortcut)
-
-    walk(load_architecture(arch).layers)
-    if len(pairs) != 1:
-        return None
-    (wv, bv), out = pairs.pop(), {}
-    for name, p in net.named_parameters():
-        if name.endswith("weight") and p.dim() >= 3:
-            out[name] = wv / (p.shape[1] * p[0, 0].numel())
-        elif name.endswith("bias"):
-            out[name] = bv
-        else:
-            return None
-    return out
+    return prior_variances(net)
 
 
 def _builder_input(

@@ -13,7 +13,11 @@ import torch
 from torch import nn
 
 from gpdip.dip.config import DIPConfig
-from gpdip.dip.nets import annotate, attach_limit_prior
+from gpdip.dip.nets import (
+    annotate,
+    attach_limit_prior,
+    check_parameterization,
+)
 from gpdip.dip.trainer import Problem, fit
 
 
@@ -39,16 +43,18 @@ def make_network_1d(
     *,
     width: int | None = None,
     generator: torch.Generator | None = None,
+    parameterization: str = "standard",
 ) -> tuple[nn.Module, torch.Tensor]:
     """``(net, input)`` for a 1-D signal of ``length`` samples, limit init and input.
 
     ``input`` has shape ``(1, C_in, 1, length)`` and ``net(input)`` ``(1, out_channels, 1,
     length)``; the network carries its exact limit prior for SGLD like
-    :func:`make_network`'s."""
+    :func:`make_network`'s.  ``parameterization``: as :func:`make_network`'s."""
     from gpdip.finite import network  # lazy, as in make_network
 
+    check_parameterization(parameterization, arch)
     net = Signal1D(network.build_network(arch, dims=1, width=width, out_channels=out_channels,
-                                         generator=generator))
+                                         generator=generator, parameterization=parameterization))
     annotate(net, arch_name=str(arch))
     attach_limit_prior(net, arch)
     x = network.sample_input(arch, (length,), width=width, generator=generator)
@@ -85,10 +91,10 @@ def sgld_posterior_1d(
     prob = Problem(y, mask.reshape(1, 1, -1), None)
     means, stds = [], []
     for c in range(chains):
-        cfg = DIPConfig(method="sgld", iters=iters, lr=lr, preconditioner="rmsprop",
-                        noise_std=(noise / scale) ** 0.5, burn_in=iters // 4, thin=5,
-                        log_every=max(1, iters // 20), seed=100 * seed + c,
-                        freeze_preconditioner=freeze_preconditioner)
+        cfg = DIPConfig.build(method="sgld", iters=iters, lr=lr, preconditioner="rmsprop",
+                              noise_std=(noise / scale) ** 0.5, burn_in=iters // 4, thin=5,
+                              log_every=max(1, iters // 20), seed=100 * seed + c,
+                              freeze_preconditioner=freeze_preconditioner)
         net, x = make_network_1d(arch, signal.numel(), width=width,
                                  generator=torch.Generator().manual_seed(1000 * seed + c))
         res = fit(net, x, prob, cfg, device="cpu")

@@ -1,17 +1,13 @@
-"""The DIP trainer: one loop for the paper's inference schemes (Sec. 4, 5.2).
+"""The DIP trainer: one scheme-agnostic loop for every registered inference scheme.
 
-Model (Sec. 4): ŷ = f(x; θ) + ε, ε ~ N(0, σ²I) on the observed entries
-(mask m).  The ``sgd*`` methods minimise the mean squared error over observed
-entries, ‖m⊙(ŷ − f)‖²/n_obs (the MLE, Eq. in Sec. 4), and rely on early
-stopping; ``sgld`` samples the posterior with Eq. (8) on the energy
+Model (Sec. 4 of Cheng et al. 2019): ŷ = f(x; θ) + ε, ε ~ N(0, σ²I) on the observed
+entries (mask m).  What is minimised or sampled, how, and what is averaged is the
+scheme's (:mod:`gpdip.dip.schemes`: the ``sgd*`` variants, ``sgld``, ``noisy-adam``,
+``gd``, ...); the loop here owns the problem, the step counter, the best-PSNR and oracle
+(``stop_iter``) iterates, logs and checkpoints.  With ``centred`` the network's output is
+f(x; θ) − f(x; θ₀), θ₀ the initial weights (f₀ computed once, then fixed).
 
-    U(w) = ‖m⊙(ŷ − f(x; θ))‖² / (2σ²) + Σ_j λ_j‖w_j‖²/2,   w = (x, θ) (x only if optimised),
-
-λ_j per tensor: the precision of its initial distribution (``prior="init"``) or
-``weight_decay`` (``prior="isotropic"``),
-
-and averages thinned post-burn-in samples (Welford) into a posterior mean and
-per-pixel variance.  Everything random after the network's construction
+Everything random after the network's construction
 (input perturbations, Langevin noise) comes from one seeded generator, whose
 state is checkpointed, so an interrupted and resumed run reproduces an
 uninterrupted one exactly (on the same device).
@@ -29,10 +25,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from gpdip.dip.config import DIPConfig, sgld_step_size
+from gpdip.dip.config import DIPConfig
 from gpdip.dip.images import check_mask, estimate_noise_std, psnr
 from gpdip.dip.io import JsonlLog, atomic_torch_save, load_checkpoint
-from gpdip.dip.sgld import EMA, SGLD, Welford, perturb_noisy_adam
+from gpdip.dip.schemes import Scheme, get_scheme
 from gpdip.errors import GpdipError
 
 CHECKPOINT = "checkpoint.pt"
@@ -83,6 +79,7 @@ class DIPResult:
     seconds: float
     n_samples: int
     history: list[dict[str, Any]] = field(default_factory=list)
+    stop_reason: str | None = None  # the scheme's stopping rule ended the run before iters
 
     @property
     def estimate(self) -> torch.Tensor:
@@ -96,7 +93,8 @@ def default_device() -> torch.device:
 
 
 class _Run:
-    """State of one run; split out so each step function stays short."""
+    """State of one run shared by every scheme (the scheme's own state lives in
+    ``self.scheme``); implements :class:`gpdip.dip.schemes.RunState`."""
 
     def __init__(
         self, net: nn.Module, x: torch.Tensor, prob: Problem, cfg: DIPConfig, device: torch.device
@@ -109,125 +107,53 @@ class _Run:
         self.truth = None if prob.truth is None else prob.truth.to(device)
         self.n_obs = int(self.mask.expand_as(self.y).sum())
         self.x = x.detach().to(device).clone()
-        if cfg.optimize_input:
-            self.x.requires_grad_(True)
         self.gen = torch.Generator(device=device).manual_seed(cfg.seed)
-        self.sigma = (
-            cfg.noise_std
-            if cfg.noise_std is not None
-            else max(estimate_noise_std(prob.observed, prob.mask), 1e-3)
-        )
-        self.prior_vars = self._prior_variances()
-        named = [(n, p) for n, p in self.net.named_parameters() if self.prior_vars.get(n, 1) > 0]
-        for n, p in self.net.named_parameters():
-            if self.prior_vars.get(n, 1) == 0:
-                p.requires_grad_(False)  # a point-mass prior (e.g. bias_var = 0): held fixed
-        self.param_names = [n for n, _ in named] + (["input"] if cfg.optimize_input else [])
-        self.params = [p for _, p in named] + ([self.x] if cfg.optimize_input else [])
-        self.opt = self._optimizer()
-        self.precisions = self._prior_precisions()
-        self.ema, self.welford = EMA(cfg.ema), Welford()
-        self.t, self.best_psnr = 0, float("-inf")
+        self.sigma = cfg.noise_std if cfg.noise_std is not None else _estimated_sigma(prob, cfg)
+        self.t = 0
+        self.f0: torch.Tensor | None = None
+        if cfg.centred:  # f₀(z): the initial output, a fixed tensor subtracted from now on
+            with torch.no_grad():
+                self.f0 = self.net(self.x)[0].detach().clone()
+        self.scheme: Scheme = get_scheme(cfg.method)(cfg)
+        self.scheme.setup(self)
+        self.best_psnr = float("-inf")
         self.best_iter: int | None = None
         self.best: torch.Tensor | None = None
         self.stop: torch.Tensor | None = None
+        self.stop_reason: str | None = None
         self.history: list[dict[str, Any]] = []
         self.elapsed = 0.0
 
-    def _optimizer(self) -> torch.optim.Optimizer:
-        cfg = self.cfg
-        if cfg.method == "sgld":
-            eps = sgld_step_size(cfg, 0, self.sigma**2, self.n_obs)
-            return SGLD(self.params, eps, self.gen, cfg.preconditioner)
-        if cfg.optimizer == "sgd" and cfg.method != "noisy-adam":
-            return torch.optim.SGD(self.params, lr=cfg.lr)
-        return torch.optim.Adam(self.params, lr=cfg.lr)
-
-    def _prior_variances(self) -> dict[str, float]:
-        """SGLD with ``prior="init"`` on a network that carries its exact limit prior
-        (``net.prior_variances``, set by :func:`~gpdip.dip.nets.make_network`)."""
-        if self.cfg.method != "sgld" or self.cfg.prior != "init":
-            return {}
-        return dict(getattr(self.net, "prior_variances", None) or {})
-
-    def _prior_precisions(self) -> list[float]:
-        """Per-tensor prior precision: "init" uses the network's exact limit prior
-        1/(weight_var/fan_in) when it carries one, else 1/mean(θ₀²), i.e. the Gaussian the
-        weights were drawn from; tensors initialised to zero and "isotropic" use
-        ``weight_decay``."""
-        out = []
-        for name, p in zip(self.param_names, self.params, strict=True):
-            if name in self.prior_vars:
-                out.append(1.0 / self.prior_vars[name])
-                continue
-            ms = float(p.detach().pow(2).mean()) if p.numel() else 0.0
-            use_init = self.cfg.prior == "init" and ms > 0
-            out.append(1.0 / ms if use_init else self.cfg.weight_decay)
-        return out
-
-    def energy(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss to differentiate, mse over observed entries).  SGLD: U(w); else MSE."""
-        sq = ((out - self.y) * self.mask).pow(2).sum()
-        mse = sq.detach() / self.n_obs
-        if self.cfg.method != "sgld":
-            return sq / self.n_obs, mse
-        prior = sum(
-            lam * p.pow(2).sum() for lam, p in zip(self.precisions, self.params, strict=True)
-        )
-        return sq / (2 * self.sigma**2) + 0.5 * prior, mse
-
-    def step(self) -> tuple[torch.Tensor, float, torch.Tensor]:
-        """One update (t → t+1).  Returns the pre-update output f(x; θ_t), loss, mse."""
-        cfg = self.cfg
-        inp = self.x
-        if cfg.uses_input_noise:  # "SGD+Input": x + N(0, σ_p²) each step, x itself fixed
-            inp = self.x + cfg.reg_noise_std * torch.randn(
-                self.x.shape, generator=self.gen, device=self.device
-            )
+    def forward(self, inp: torch.Tensor) -> torch.Tensor:
+        """f(inp) (C, H, W), minus f₀(z) when centred."""
         out = self.net(inp)[0]
-        loss, mse = self.energy(out)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.method == "sgld":
-            self.opt.set_step_size(sgld_step_size(cfg, self.t, self.sigma**2, self.n_obs))  # type: ignore[attr-defined]
-            if cfg.freeze_preconditioner and self.t >= cfg.burn_in:
-                self.opt.freeze(cfg.frozen_alpha)  # type: ignore[attr-defined]
-        self.opt.step()
-        if cfg.method == "noisy-adam":
-            perturb_noisy_adam(
-                self.params,
-                cfg.noisy_adam_sigma * cfg.lr,
-                self.gen,
-                conv_only=cfg.noisy_adam_params == "conv",
-            )
+        return out if self.f0 is None else out - self.f0
+
+    def squared_error(self, out: torch.Tensor) -> torch.Tensor:
+        """‖m⊙(ŷ − out)‖²."""
+        return ((out - self.y) * self.mask).pow(2).sum()
+
+    def step(self) -> tuple[torch.Tensor, float, float]:
+        """One update (t → t+1).  Returns the pre-update output f(x; θ_t), loss, mse."""
+        res = self.scheme.step(self)
         self.t += 1
-        return out.detach(), float(loss.detach()), mse
+        return res.out, res.loss, res.mse
 
     def track(self, out: torch.Tensor) -> None:
         """Averages, sample accumulation, best/oracle iterates after step t."""
-        cfg = self.cfg
-        if cfg.uses_ema:
-            self.ema.update(out)
-        if cfg.is_sampler and self.t > cfg.burn_in and (self.t - cfg.burn_in) % cfg.thin == 0:
-            self.welford.update(out)
+        self.scheme.observe(self, out)
         if self.truth is not None:
             p = psnr(out, self.truth)
             if p > self.best_psnr:
                 self.best_psnr, self.best_iter, self.best = p, self.t, out.clone()
-        if cfg.stop_iter == self.t:
-            current = self.ema.value if cfg.uses_ema and self.ema.value is not None else out
-            self.stop = current.clone()
+        if self.cfg.stop_iter == self.t:
+            self.stop = self.scheme.current(out).clone()
 
-    def record(self, out: torch.Tensor, loss: float, mse: torch.Tensor) -> dict[str, Any]:
-        rec: dict[str, Any] = {"iter": self.t, "loss": loss, "mse_obs": float(mse)}
-        if self.cfg.method == "sgld":
-            rec["step_size"] = self.opt.param_groups[0]["step_size"]
+    def record(self, out: torch.Tensor, loss: float, mse: float) -> dict[str, Any]:
+        rec: dict[str, Any] = {"iter": self.t, "loss": loss, "mse_obs": mse}
         if self.truth is not None:
             rec["psnr"] = psnr(out, self.truth)
-            if self.cfg.uses_ema and self.ema.value is not None:
-                rec["psnr_avg"] = psnr(self.ema.value, self.truth)
-            if self.welford.mean is not None:
-                rec["psnr_mean"] = psnr(self.welford.mean.float(), self.truth)
+        rec.update(self.scheme.log_fields(self, self.truth))
         self.history.append(rec)
         return rec
 
@@ -237,41 +163,34 @@ class _Run:
             "config": self.cfg.to_dict(),
             "net": self.net.state_dict(),
             "x": self.x.detach(),
-            "opt": self.opt.state_dict(),
+            "f0": self.f0,
             "gen": self.gen.get_state(),
-            "ema": self.ema.state_dict(),
-            "welford": self.welford.state_dict(),
+            "scheme": self.scheme.state_dict(),
             "best": (self.best_psnr, self.best_iter, self.best),
             "stop": self.stop,
+            "stop_reason": self.stop_reason,
             "history": self.history,
             "log_offset": log_offset,
             "elapsed": self.elapsed,
             "sigma": self.sigma,
-            "precisions": self.precisions,
         }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
         self.net.load_state_dict(s["net"])
         with torch.no_grad():
             self.x.copy_(s["x"])
-        self.opt.load_state_dict(s["opt"])
+        if s.get("f0") is not None:
+            self.f0 = s["f0"].to(self.device)
         self.gen.set_state(s["gen"])
-        self.ema.load_state_dict(s["ema"])
-        self.welford.load_state_dict(s["welford"])
+        # checkpoints written before the scheme registry keep these at the top level
+        legacy = {k: s[k] for k in ("opt", "ema", "welford", "precisions") if k in s}
+        self.scheme.load_state_dict(s.get("scheme", legacy), self.device)
         self.best_psnr, self.best_iter, self.best = s["best"]
         self.t, self.stop, self.history = s["t"], s["stop"], s["history"]
-        self.elapsed, self.sigma, self.precisions = s["elapsed"], s["sigma"], s["precisions"]
-        _to(self, self.device)
-
-
-def _to(run: _Run, device: torch.device) -> None:
-    """Move restored tensors (loaded on the CPU) to the run's device."""
-    for obj in (run.ema, run.welford):
-        for k, v in vars(obj).items():
-            if isinstance(v, torch.Tensor):
-                setattr(obj, k, v.to(device))
-    run.best = None if run.best is None else run.best.to(device)
-    run.stop = None if run.stop is None else run.stop.to(device)
+        self.stop_reason = s.get("stop_reason")
+        self.elapsed, self.sigma = s["elapsed"], s["sigma"]
+        self.best = None if self.best is None else self.best.to(self.device)
+        self.stop = None if self.stop is None else self.stop.to(self.device)
 
 
 def fit(
@@ -320,9 +239,9 @@ def _maybe_resume(run: _Run, out_dir: Path | None, log: JsonlLog, resume: bool) 
     ckpt = out_dir / CHECKPOINT if out_dir else None
     if ckpt is not None and resume and ckpt.exists():
         state = load_checkpoint(ckpt)
-        # older checkpoints lack newer fields: compare with those at their defaults; the
-        # SGLD-only pSGLD switches do not change any other method's run
-        if _resume_key(DIPConfig.from_dict(state["config"])) != _resume_key(run.cfg):
+        # older checkpoints lack newer fields (compared at their defaults) and carry every
+        # scheme's fields (only the run's scheme's are compared)
+        if DIPConfig.from_dict(state["config"]).to_dict() != run.cfg.to_dict():
             raise GpdipError(
                 f"checkpoint '{ckpt}' was written with a different configuration; "
                 "expected the same options (or delete the folder to restart)"
@@ -331,13 +250,6 @@ def _maybe_resume(run: _Run, out_dir: Path | None, log: JsonlLog, resume: bool) 
         log.truncate(state["log_offset"])  # drop lines logged after the checkpoint
     else:
         log.truncate(0)
-
-
-def _resume_key(cfg: DIPConfig) -> dict[str, Any]:
-    d = cfg.to_dict()
-    if cfg.method != "sgld":
-        d.pop("freeze_preconditioner"), d.pop("frozen_alpha")
-    return d
 
 
 def _loop(
@@ -353,14 +265,15 @@ def _loop(
     bar = tqdm(total=cfg.iters, initial=run.t, disable=not progress, desc=cfg.method)
     start = time.perf_counter() - run.elapsed
     try:
-        while run.t < cfg.iters:
+        while run.t < cfg.iters and run.stop_reason is None:
             out, loss, mse = run.step()
             if not math.isfinite(loss):
                 raise GpdipError(
                     f"{cfg.method} diverged at step {run.t}: the energy is {loss}; expected "
-                    f"a finite value (lower lr={cfg.lr} or step_size={cfg.step_size})"
+                    f"a finite value ({run.scheme.divergence_hint()})"
                 )
             run.track(out)
+            run.stop_reason = run.scheme.should_stop(run)
             rec = None
             if run.t % cfg.log_every == 0 or run.t == cfg.iters:
                 rec = run.record(out, loss, mse)
@@ -372,25 +285,32 @@ def _loop(
                 atomic_torch_save(run.state_dict(log.offset()), out_dir / CHECKPOINT)
             if callback is not None:
                 callback(run.t, rec)
+            if run.stop_reason is not None:
+                break
     finally:
         bar.close()
 
 
+def _estimated_sigma(prob: Problem, cfg: DIPConfig) -> float:
+    """σ̂ from the observed image (floored at 1e-3).  A scheme that does not use σ gets NaN
+    where no estimate exists (e.g. a 1-D signal, an image of height 1)."""
+    try:
+        return max(estimate_noise_std(prob.observed, prob.mask), 1e-3)
+    except GpdipError:
+        if get_scheme(cfg.method).uses_sigma:
+            raise
+        return math.nan
+
+
 @torch.no_grad()
 def _result(run: _Run) -> DIPResult:
-    final = run.net(run.x)[0].detach().cpu()
-    w = run.welford
-    mean = (
-        w.mean.float().cpu()
-        if w.mean is not None
-        else (run.ema.value.cpu() if run.ema.value is not None else None)
-    )
-    std = w.var.sqrt().float().cpu() if w.var is not None else None
+    final = run.forward(run.x).detach().cpu()
+    mean, std, n_samples = run.scheme.estimate()
     cpu = lambda t: None if t is None else t.cpu()  # noqa: E731
     return DIPResult(
         final=final,
-        mean=mean,
-        std=std,
+        mean=cpu(mean),
+        std=cpu(std),
         best=cpu(run.best),
         best_iter=run.best_iter,
         best_psnr=None if run.best_iter is None else run.best_psnr,
@@ -398,6 +318,7 @@ def _result(run: _Run) -> DIPResult:
         sigma=run.sigma,
         iterations=run.t,
         seconds=run.elapsed,
-        n_samples=w.n,
+        n_samples=n_samples,
         history=list(run.history),
+        stop_reason=run.stop_reason,
     )

@@ -68,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cmd = "python -m gpdip.experiments.early_stopping " + " ".join(args)
     for m in [] if a.report else a.methods:
         sampler = m == "sgld"
-        cfg = DIPConfig(
+        cfg = DIPConfig.build(
+            lenient=True,
             method=m,
             iters=a.iters,
             lr=a.sgld_lr if sampler else a.sgd_lr,

@@ -119,7 +119,8 @@ def run_task(task: SweepTask, threads: int = 1) -> dict[str, Any]:
         est = readout_posterior_mean(net, x, y, mask, _noise_var(task))
     else:
         sgld = task.method == "sgld"
-        cfg = DIPConfig(
+        cfg = DIPConfig.build(
+            lenient=True,
             method="sgld" if sgld else "sgd",
             iters=task.iters,
             lr=task.effective_lr,

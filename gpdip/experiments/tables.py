@@ -169,7 +169,8 @@ def fit_scheme(cfg: TableConfig, table: str, method: str, prob: Problem, folder:
     sampler = method == "sgld"
     iters = cfg.sgld_iters if sampler else cfg.sgd_iters
     sigma = SIGMA if table == "denoising" else cfg.sgld_noise_std
-    dip_cfg = DIPConfig(
+    dip_cfg = DIPConfig.build(
+        lenient=True,
         method=method, iters=iters, lr=cfg.sgld_lr if sampler else cfg.sgd_lr,
         preconditioner="rmsprop", noise_std=sigma, burn_in=cfg.burn_in, thin=cfg.thin,
         freeze_preconditioner=cfg.sgld_freeze,

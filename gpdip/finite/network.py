@@ -21,32 +21,20 @@ import math
 import os
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gpdip.arch.parse import load_architecture
-from gpdip.arch.spec import (
-    Architecture,
-    Block,
-    Conv,
-    Downsample,
-    Erf,
-    Layer,
-    LeakyReLU,
-    ReLU,
-    Skip,
-    Upsample,
-)
+from gpdip.arch.spec import Architecture
 from gpdip.errors import GpdipError
-
-_PADDING_MODES = {"zero": "zeros", "reflect": "reflect", "circular": "circular"}
-INITS = ("limit", "pytorch")
+from gpdip.finite.builder import INITS, PADDING_MODES, PARAMETERIZATIONS, Builder
+from gpdip.layers import base as layer_fold
 
 
 def build_network(arch: str | os.PathLike[str] | Architecture, *, dims: int = 2,
                   width: int | None = None, out_channels: int | None = None,
                   init: str = "limit", batchnorm: bool = False, padding: str | None = None,
-                  generator: torch.Generator | None = None) -> nn.Module:
+                  generator: torch.Generator | None = None,
+                  parameterization: str = "standard") -> nn.Module:
     """The finite network: (N, C_in, *spatial) → (N, C_out, *spatial).
 
     Args:
@@ -59,6 +47,10 @@ def build_network(arch: str | os.PathLike[str] | Architecture, *, dims: int = 2,
         batchnorm: BatchNorm after every conv but the last (departs from the limit).
         padding: override every conv's padding (``zero``, ``reflect``, ``circular``).
         generator: the random generator for the weights (seeded runs).
+        parameterization: ``"standard"`` (the weights carry the variance) or ``"ntk"``
+            (weights and biases N(0, 1), the conv scales by √(weight_var/fan_in) and
+            √bias_var): the same function at init, and gradient descent then follows the
+            NTK of ``compile_kernel(..., kind="ntk")``.  Needs ``init="limit"``.
     """
     arch = load_architecture(arch)
     if width is not None:
@@ -67,9 +59,16 @@ def build_network(arch: str | os.PathLike[str] | Architecture, *, dims: int = 2,
         raise GpdipError(f"dims: expected 1 or 2, got {dims!r}")
     if init not in INITS:
         raise GpdipError(f"init: expected one of {', '.join(INITS)}, got {init!r}")
-    if padding is not None and padding not in _PADDING_MODES:
-        raise GpdipError(f"padding: expected one of {', '.join(_PADDING_MODES)}, got {padding!r}")
-    builder = _Builder(dims, init, batchnorm, padding, generator, out_channels, arch)
+    if padding is not None and padding not in PADDING_MODES:
+        raise GpdipError(f"padding: expected one of {', '.join(PADDING_MODES)}, got {padding!r}")
+    if parameterization not in PARAMETERIZATIONS:
+        raise GpdipError(f"parameterization: expected one of {', '.join(PARAMETERIZATIONS)}, "
+                         f"got {parameterization!r}")
+    if parameterization == "ntk" and init != "limit":
+        raise GpdipError("parameterization='ntk' draws every weight N(0, 1): it needs "
+                         f"init='limit', got init={init!r}")
+    builder = Builder(dims, init, batchnorm, padding, generator, out_channels,
+                      layer_fold.last_conv(arch.layers), parameterization)
     body, _ = builder.sequence(arch.layers, arch.input.channels)
     return body
 
@@ -119,176 +118,24 @@ def _gaussian_filter_periodic(x: torch.Tensor, sigma: float, dims: int) -> torch
     return torch.fft.ifftn(torch.fft.fftn(x, dim=axes) * spectrum.sqrt(), dim=axes).real
 
 
-class _Builder:
-    """Walks the layers, tracking channel counts, and builds modules."""
-
-    def __init__(self, dims: int, init: str, batchnorm: bool, padding: str | None,
-                 generator: torch.Generator | None, out_channels: int | None,
-                 arch: Architecture) -> None:
-        self.dims, self.init, self.batchnorm = dims, init, batchnorm
-        self.padding, self.generator = padding, generator
-        self.out_channels = out_channels
-        from gpdip.arch.spec import last_conv
-
-        self.last = last_conv(arch.layers)
-
-    def sequence(self, layers: tuple[Layer, ...], channels: int) -> tuple[nn.Sequential, int]:
-        modules = []
-        for layer in layers:
-            module, channels = self.layer(layer, channels)
-            modules.append(module)
-        return nn.Sequential(*modules), channels
-
-    def layer(self, layer: Layer, channels: int) -> tuple[nn.Module, int]:
-        if isinstance(layer, Conv):
-            return self.conv(layer, channels)
-        if isinstance(layer, ReLU):
-            return nn.ReLU(), channels
-        if isinstance(layer, LeakyReLU):
-            return nn.LeakyReLU(layer.negative_slope), channels
-        if isinstance(layer, Erf):
-            return ErfModule(), channels
-        if isinstance(layer, Downsample):
-            return Downsampler(layer.factor, layer.mode, self.dims), channels
-        if isinstance(layer, Upsample):
-            return Upsampler(layer.factor, layer.mode, self.dims), channels
-        if isinstance(layer, Block):
-            return self.sequence(layer.layers, channels)
-        assert isinstance(layer, Skip)
-        shortcut, c_short = self.sequence(layer.shortcut, channels)
-        branch, c_branch = self.sequence(layer.branch, channels)
-        out = c_short + c_branch if layer.mode == "concat" else c_branch
-        return SkipModule(branch, shortcut, layer.mode), out
-
-    def conv(self, conv: Conv, channels: int) -> tuple[nn.Module, int]:
-        is_last = conv is self.last
-        out = self.out_channels if (is_last and self.out_channels) else conv.channels
-        cls = nn.Conv1d if self.dims == 1 else nn.Conv2d
-        module = cls(channels, out, conv.kernel_size, stride=conv.stride,
-                     padding=conv.kernel_size // 2,
-                     padding_mode=_PADDING_MODES[self.padding or conv.padding])  # type: ignore[arg-type]
-        if self.init == "limit":
-            fan_in = channels * conv.kernel_size**self.dims
-            with torch.no_grad():
-                module.weight.normal_(0.0, math.sqrt(conv.weight_var / fan_in),
-                                      generator=self.generator)
-                assert module.bias is not None
-                module.bias.normal_(0.0, math.sqrt(conv.bias_var), generator=self.generator)
-        if self.batchnorm and not is_last:
-            norm = nn.BatchNorm1d(out) if self.dims == 1 else nn.BatchNorm2d(out)
-            return nn.Sequential(module, norm), out
-        return module, out
-
-
-class ErfModule(nn.Module):
-    """Element-wise erf."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.erf(x)
-
-
-class Downsampler(nn.Module):
-    """Decimation y(s) = x(τs) or average pooling y(s) = mean_{i<τ} x(τs + i)."""
-
-    def __init__(self, factor: int, mode: str, dims: int) -> None:
-        super().__init__()
-        self.factor, self.mode, self.dims = factor, mode, dims
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mode == "avg":
-            pool = F.avg_pool1d if self.dims == 1 else F.avg_pool2d
-            return pool(x, self.factor)
-        index: tuple = (Ellipsis, *([slice(None, None, self.factor)] * self.dims))
-        return x[index]
-
-
-class Upsampler(nn.Module):
-    """Nearest, (bi)linear (align_corners=False) or sinc (FFT zero-padding) upsampling."""
-
-    def __init__(self, factor: int, mode: str, dims: int) -> None:
-        super().__init__()
-        self.factor, self.mode, self.dims = factor, mode, dims
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mode == "nearest":
-            return F.interpolate(x, scale_factor=self.factor, mode="nearest")
-        if self.mode == "bilinear":
-            mode = "linear" if self.dims == 1 else "bilinear"
-            return F.interpolate(x, scale_factor=self.factor, mode=mode, align_corners=False)
-        return sinc_upsample(x, self.factor, self.dims)
-
-
-def sinc_upsample(x: torch.Tensor, factor: int, dims: int) -> torch.Tensor:
-    """Band-limited upsampling on the torus: zero-pad the spectrum (Nyquist bin split)."""
-    for axis in range(x.dim() - dims, x.dim()):
-        n = x.shape[axis]
-        spec = torch.fft.fft(x, dim=axis)
-        m = n * factor
-        shape = list(spec.shape)
-        shape[axis] = m
-        out = spec.new_zeros(shape)
-        half = n // 2
-        idx_lo = torch.arange(0, (n + 1) // 2)
-        idx_hi = torch.arange(n - half, n) if half else torch.arange(0)
-        out.index_copy_(axis, idx_lo, spec.index_select(axis, idx_lo))
-        out.index_copy_(axis, idx_hi + (m - n), spec.index_select(axis, idx_hi))
-        if n % 2 == 0:  # split the Nyquist bin between +n/2 and −n/2
-            nyq = spec.index_select(axis, torch.tensor([half])) / 2
-            out.index_copy_(axis, torch.tensor([half]), nyq)
-            out.index_copy_(axis, torch.tensor([m - half]), nyq)
-        x = torch.fft.ifft(out, dim=axis).real * factor
-    return x
-
-
-class SkipModule(nn.Module):
-    """Shortcut and branch from one input, added or concatenated as [shortcut, branch]."""
-
-    def __init__(self, branch: nn.Module, shortcut: nn.Module, mode: str) -> None:
-        super().__init__()
-        self.branch, self.shortcut, self.mode = branch, shortcut, mode
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = self.shortcut(x), self.branch(x)
-        if a.shape[2:] != b.shape[2:]:
-            raise GpdipError(f"skip: shortcut gives spatial size {tuple(a.shape[2:])} but the "
-                             f"branch gives {tuple(b.shape[2:])}; the input size must be a "
-                             "multiple of the network's total downsampling")
-        return torch.cat([a, b], dim=1) if self.mode == "concat" else a + b
-
-
 def total_downsampling(arch: str | os.PathLike[str] | Architecture) -> int:
     """The factor the input size must be a multiple of (product of nested downsamplings)."""
-    arch = load_architecture(arch)
-    return _multiple(arch.layers)
+    return layer_fold.total_downsampling(load_architecture(arch).layers)
 
 
-def _multiple(layers: tuple[Layer, ...]) -> int:
-    factor, best = 1, 1
-    for layer in layers:
-        if isinstance(layer, Conv):
-            factor *= layer.stride
-        elif isinstance(layer, Downsample):
-            factor *= layer.factor
-        elif isinstance(layer, Upsample):
-            factor = max(1, factor // layer.factor)
-        elif isinstance(layer, Block):
-            best = max(best, factor * _multiple(layer.layers))
-            factor *= _net_factor(layer.layers)
-        elif isinstance(layer, Skip):
-            best = max(best, factor * _multiple(layer.branch), factor * _multiple(layer.shortcut))
-        best = max(best, factor)
-    return best
+def prior_variances(net: nn.Module) -> dict[str, float] | None:
+    """Per-parameter prior variance of a limit-initialised network, by parameter name.
 
-
-def _net_factor(layers: tuple[Layer, ...]) -> int:
-    num, den = 1, 1
-    for layer in layers:
-        if isinstance(layer, Conv):
-            num *= layer.stride
-        elif isinstance(layer, Downsample):
-            num *= layer.factor
-        elif isinstance(layer, Upsample):
-            den *= layer.factor
-        elif isinstance(layer, Block):
-            num *= _net_factor(layer.layers)
-    return max(1, num // den)
+    weight_var/fan_in for conv weights and bias_var for biases (standard parameterisation;
+    1 for both in the NTK parameterisation), as recorded by the builder on each conv.
+    Exact, unlike the sample second moment of a small tensor (a 1×16 readout's is off by
+    ~35%).  None when some parameter has no recorded prior (BatchNorm, PyTorch's init).
+    """
+    out: dict[str, float] = {}
+    for prefix, module in net.named_modules():
+        for name, _ in module.named_parameters(recurse=False):
+            prior = getattr(module, f"prior_{name}_var", None)
+            if prior is None:
+                return None
+            out[f"{prefix}.{name}" if prefix else name] = float(prior)
+    return out

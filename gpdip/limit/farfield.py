@@ -13,7 +13,8 @@ the rest of the table by this periodic continuation, which is exact (to the
 1e-18 truncation of a Gaussian input): a 512×512 image needs the recursion on
 about 40×40 offsets instead of 1023×1023.
 
-How each layer moves R (per dimension):
+How each layer moves R (per dimension; each layer type's ``far_radius`` in
+:mod:`gpdip.layers`, folded by :func:`gpdip.layers.base.far_radius`):
 
 ==============  =========================================================
 conv            unchanged: iid taps correlate only equal taps, C'[p, r] =
@@ -32,8 +33,6 @@ import math
 
 import torch
 
-from gpdip.arch.spec import Block, Conv, Downsample, Layer, Skip, Upsample
-
 # exp(−r²/(4σ²)) < 1e-18 for r > 13σ (exp(−42.25) = 4.5e-19).
 GAUSSIAN_CUTOFF = 13.0
 
@@ -46,29 +45,6 @@ def input_radius(sigma: float) -> float:
     if sigma == 0:
         return 0
     return math.inf if sigma > 1e12 else math.ceil(GAUSSIAN_CUTOFF * sigma)
-
-
-def far_radius(layers: tuple[Layer, ...], radius: float) -> float:
-    """Correlation radius after ``layers`` (``math.inf`` when a sinc upsampling is met)."""
-    for layer in layers:
-        if isinstance(layer, Conv):
-            radius = math.floor(radius / layer.stride)
-        elif isinstance(layer, Downsample):
-            extra = layer.factor - 1 if layer.mode == "avg" else 0
-            radius = math.floor((radius + extra) / layer.factor)
-        elif isinstance(layer, Upsample):
-            if layer.mode == "sinc":
-                return math.inf
-            span = 0 if layer.mode == "nearest" else 1
-            # Fine points r apart read coarse points ≥ ⌊r/τ⌋ − 2·span apart.
-            radius = layer.factor * (radius + 2 * span + 1) - 1
-        elif isinstance(layer, Skip):
-            radius = max(far_radius(layer.branch, radius), far_radius(layer.shortcut, radius))
-        elif isinstance(layer, Block):
-            radius = far_radius(layer.layers, radius)
-        if math.isinf(radius):
-            return radius
-    return radius
 
 
 def extend(kernel: torch.Tensor, sizes: tuple[int, ...], far: int, period: int) -> torch.Tensor:

@@ -70,6 +70,46 @@ def erf_expectation(k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor) -> 
     return (2 / math.pi) * torch.arcsin(2 * k12 / torch.sqrt((1 + 2 * k11) * (1 + 2 * k22)))
 
 
+# --- derivative expectations: the NTK's factor E[φ'(u) φ'(v)] ------------------------------
+
+def _angle(k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor) -> torch.Tensor:
+    """θ = arccos(k12/√(k11 k22)), with a zero gradient where |cos θ| = 1 exactly.
+
+    There (the diagonal, r = 0) the correlation is 1 for every parameter value, so its
+    derivative is 0 but arccos' is infinite; masking it keeps autograd free of 0·∞.
+    """
+    norm = torch.sqrt(k11 * k22)
+    rho = torch.clamp(k12 / torch.where(norm > 0, norm, torch.ones_like(norm)), -1.0, 1.0)
+    edge = rho.abs() >= 1.0
+    theta = torch.arccos(torch.where(edge, torch.zeros_like(rho), rho))
+    return torch.where(edge, torch.where(rho > 0, 0.0, math.pi) + 0 * rho, theta)
+
+
+def relu_derivative_expectation(k11: torch.Tensor, k22: torch.Tensor,
+                                k12: torch.Tensor) -> torch.Tensor:
+    """E[1(u > 0) 1(v > 0)] = (π − θ)/(2π) (Cho & Saul 2009, degree 0)."""
+    return (math.pi - _angle(k11, k22, k12)) / (2 * math.pi)
+
+
+def leaky_relu_derivative_expectation(k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor,
+                                      negative_slope: float) -> torch.Tensor:
+    """E[φ'(u)φ'(v)] for φ' = a + (1 − a)·1(x > 0): a² + a(1 − a) + (1 − a)²·(π − θ)/(2π).
+
+    The cross terms are a(1 − a)·(P(u > 0) + P(v > 0)) = a(1 − a).
+    """
+    a = negative_slope
+    return a * a + a * (1 - a) + (1 - a) ** 2 * relu_derivative_expectation(k11, k22, k12)
+
+
+def erf_derivative_expectation(k11: torch.Tensor, k22: torch.Tensor,
+                               k12: torch.Tensor) -> torch.Tensor:
+    """E[erf'(u) erf'(v)] = (4/π)·((1 + 2k11)(1 + 2k22) − 4k12²)^(−1/2).
+
+    erf'(x) = (2/√π)·exp(−x²), and E[exp(−u² − v²)] = det(I + 2Σ)^(−1/2).
+    """
+    return (4 / math.pi) / torch.sqrt((1 + 2 * k11) * (1 + 2 * k22) - 4 * k12 * k12)
+
+
 # ----------------------------------------------------------------------------
 # Independent references by quadrature (numpy / scipy, float64).
 # ----------------------------------------------------------------------------
@@ -117,3 +157,32 @@ def erf_quadrature(k11: float, k22: float, k12: float, n: int = 120) -> float:
     u = chol[0, 0] * z1
     v = chol[1, 0] * z1 + chol[1, 1] * z2
     return float(np.sum(np.outer(w, w) * special.erf(u) * special.erf(v)))
+
+
+def piecewise_linear_derivative_quadrature(k11: float, k22: float, k12: float,
+                                           negative_slope: float, n: int = 200) -> float:
+    """E[φ'(u)φ'(v)] for leaky ReLU (slope 0 = ReLU) by quadrature.
+
+    φ'(x) = a + (1 − a)·1(x > 0); given u = √k11·z, v ~ N(m, s²) as in
+    :func:`piecewise_linear_quadrature`, E[φ'(v) | z] = a + (1 − a)·Φ(m/s), integrated
+    over z on the two half-lines (φ'(u) jumps at 0).
+    """
+    a = negative_slope
+    z, w = _legendre_half_lines(n)
+    m = k12 / math.sqrt(k11) * z
+    s = math.sqrt(max(k22 - k12**2 / k11, 0.0))
+    above = special.ndtr(m / s) if s > 0 else (m > 0).astype(float)
+    phi_u = np.where(z > 0, 1.0, a)
+    return float(np.sum(w * phi_u * (a + (1 - a) * above)))
+
+
+def erf_derivative_quadrature(k11: float, k22: float, k12: float, n: int = 120) -> float:
+    """E[erf'(u) erf'(v)] by tensor-product Gauss–Hermite (the integrand is smooth)."""
+    x, w = np.polynomial.hermite_e.hermegauss(n)
+    w = w / math.sqrt(2 * math.pi)
+    chol = np.linalg.cholesky(np.array([[k11, k12], [k12, k22]]) + 0.0)
+    z1, z2 = np.meshgrid(x, x, indexing="ij")
+    u = chol[0, 0] * z1
+    v = chol[1, 0] * z1 + chol[1, 1] * z2
+    deriv = 2 / math.sqrt(math.pi)
+    return float(np.sum(np.outer(w, w) * deriv * np.exp(-u * u) * deriv * np.exp(-v * v)))

@@ -37,9 +37,10 @@ CURVES = (25, 50)  # the two noise levels of panels (a, b)
 
 def run(method: str, prob: Problem, sigma: float, args, folder: Path):
     sampler = method == "sgld"
-    cfg = DIPConfig(method=method, iters=args.iters, lr=args.sgld_lr if sampler else 0.003,
-                    preconditioner="rmsprop", noise_std=sigma, burn_in=args.iters // 3, thin=5,
-                    log_every=max(1, args.iters // 100), checkpoint_every=max(1, args.iters // 10))
+    cfg = DIPConfig.build(
+        lenient=True, method=method, iters=args.iters, lr=args.sgld_lr if sampler else 0.003,
+        preconditioner="rmsprop", noise_std=sigma, burn_in=args.iters // 3, thin=5,
+        log_every=max(1, args.iters // 100), checkpoint_every=max(1, args.iters // 10))
     net, x = make_network("unet2", tuple(prob.observed.shape[1:]), prob.observed.shape[0],
                           width=args.width, generator=torch.Generator().manual_seed(1))
     return fit(net, x, prob, cfg, out_dir=folder, device="cpu")

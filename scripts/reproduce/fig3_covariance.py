@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import finish, output_dir, parser
 
 from gpdip import compile_kernel, load_architecture
-from gpdip.arch.spec import nonlinear_depth
 from gpdip.finite.montecarlo import estimate_kernel
 from gpdip.io.atomic import save_figure
+from gpdip.layers.base import nonlinear_depth
 
 # The paper's panels: (architecture, depth, sigma) per curve; offsets up to ±100.
 PANELS = {

@@ -22,10 +22,18 @@ def expected_message(path: Path) -> str:
     return first.removeprefix("# expect: ")
 
 
+# Files that describe a valid finite network which has no Gaussian limit: they parse, and
+# the limit's rules reject them when a kernel is compiled (as neural-tangents' kernel_fn).
+LIMIT_RULES = {"add_correlated", "concat_output", "ends_with_nonlinearity", "relu_twice",
+               "relu_after_post_activation_add", "sinc_after_nearest"}
+
+
 @pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
 def test_bad_architecture_file(path):
     with pytest.raises(GpdipError) as info:
-        read_architecture(path)
+        arch = read_architecture(path)
+        assert path.stem in LIMIT_RULES, "parsed, but only limit-rule files may"
+        compile_kernel(arch, 4, dims=1)
     message = str(info.value)
     assert message.startswith(str(path)), message  # names the file
     assert expected_message(path) in message
@@ -60,8 +68,9 @@ def test_python_api_equals_toml():
 def test_python_api_rejects_bad_values():
     with pytest.raises(GpdipError, match="kernel_size"):
         Architecture(InputSpec(), (Conv(8, kernel_size=2),))
+    relu_twice = Architecture(InputSpec(), (Conv(8), ReLU(), ReLU(), Conv(1)))  # finite: fine
     with pytest.raises(GpdipError, match="ReLU needs a Gaussian input"):
-        Architecture(InputSpec(), (Conv(8), ReLU(), ReLU(), Conv(1)))
+        compile_kernel(relu_twice, 4)
 
 
 @pytest.mark.parametrize("sigma", [3.9e-197, 1e-3, 3.4e38])

@@ -20,7 +20,7 @@ def test_mask_image_mismatch(tmp_path):
             net,
             x,
             Problem(torch.rand(1, 16, 16), torch.ones(1, 8, 8, dtype=torch.bool)),
-            DIPConfig(iters=1),
+            DIPConfig.build(iters=1),
             device="cpu",
         )
 
@@ -28,14 +28,14 @@ def test_mask_image_mismatch(tmp_path):
 def test_architecture_size_mismatch_names_needed_sizes():
     net, x = make_network("dip-tiny", (18, 18), 1, width=4)
     with pytest.raises(GpdipError, match=r"multiples of 4 \(e\.g\. 16×16 or 20×20\)"):
-        fit(net, x, Problem(torch.rand(1, 18, 18)), DIPConfig(iters=1), device="cpu")
+        fit(net, x, Problem(torch.rand(1, 18, 18)), DIPConfig.build(iters=1), device="cpu")
 
 
 def test_catalog_architecture_size_mismatch():
     pytest.importorskip("gpdip.finite.network")
     net, x = make_network("unet2", (18, 18), 1, width=4)
     with pytest.raises(GpdipError, match="multiples of 4"):
-        fit(net, x, Problem(torch.rand(1, 18, 18)), DIPConfig(iters=1), device="cpu")
+        fit(net, x, Problem(torch.rand(1, 18, 18)), DIPConfig.build(iters=1), device="cpu")
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,7 @@ def test_catalog_architecture_size_mismatch():
 )
 def test_config_out_of_range(kw, field):
     with pytest.raises(GpdipError, match=field):
-        DIPConfig(**kw).validate()
+        DIPConfig.build(**kw).validate()
 
 
 def test_cli_reports_errors(tmp_path, capsys):
@@ -121,7 +121,7 @@ def test_diverging_run_stops_with_its_step():
     energy blows the chain up, and the run stops naming the step instead of logging NaNs."""
     net, x = make_network("dip-tiny", (16, 16), 1, width=4,
                           generator=torch.Generator().manual_seed(0))
-    cfg = DIPConfig(method="sgld", iters=200, step_size=10.0, noise_std=0.01, burn_in=0)
+    cfg = DIPConfig.build(method="sgld", iters=200, step_size=10.0, noise_std=0.01, burn_in=0)
     with pytest.raises(GpdipError, match=r"sgld diverged at step \d+: the energy is (nan|inf)"):
         fit(net, x, Problem(torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(1))),
             cfg, device="cpu")
@@ -129,4 +129,4 @@ def test_diverging_run_stops_with_its_step():
 
 def test_frozen_alpha_range():
     with pytest.raises(GpdipError, match="frozen_alpha=0: expected a decay in"):
-        DIPConfig(method="sgld", frozen_alpha=0).validate()
+        DIPConfig.build(method="sgld", frozen_alpha=0).validate()

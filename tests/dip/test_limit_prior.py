@@ -37,14 +37,15 @@ def test_sgld_prior_is_exact_limit_prior():
     assert v["0.branch.2.weight"] == pytest.approx(2.0 / (16 * 9))
     assert all(v[n] == 0.0 for n in v if n.endswith("bias"))  # bias_var = 0
     y = torch.rand(1, 8, 8)
-    run = _Run(net, x, Problem(y).validated(), DIPConfig(method="sgld", noise_std=0.1), "cpu")
-    assert not any(n.endswith("bias") for n in run.param_names)  # held at 0, not sampled
-    prec = dict(zip(run.param_names, run.precisions, strict=True))
+    cfg = DIPConfig.build(method="sgld", noise_std=0.1)
+    run = _Run(net, x, Problem(y).validated(), cfg, "cpu")
+    assert not any(n.endswith("bias") for n in run.scheme.param_names)  # held at 0, not sampled
+    prec = dict(zip(run.scheme.param_names, run.scheme.precisions, strict=True))
     assert prec["5.weight"] == pytest.approx(8.0)
     # Adam keeps training every parameter
     net2, x2 = _unet()
-    run2 = _Run(net2, x2, Problem(y).validated(), DIPConfig(method="sgd"), "cpu")
-    assert len(run2.params) == len(list(net2.parameters()))
+    run2 = _Run(net2, x2, Problem(y).validated(), DIPConfig.build(method="sgd"), "cpu")
+    assert len(run2.scheme.params) == len(list(net2.parameters()))
 
 
 def test_readout_posterior_is_empirical_kernel_gp():

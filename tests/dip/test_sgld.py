@@ -76,7 +76,8 @@ def _run_trainer(method: str, **kw):
     tau = 4.0 / (eps * lmin)
     burn, n = int(3 * tau), 6000
     obs = y.float().reshape(1, H, W).expand(K, H, W).contiguous()
-    cfg = DIPConfig(
+    cfg = DIPConfig.build(
+        lenient=True,
         method=method,
         iters=burn + n,
         burn_in=burn,
@@ -167,7 +168,7 @@ def test_sgld_optimizer_full_covariance():
 
 def test_sgld_config_errors():
     with pytest.raises(GpdipError, match="step_size"):
-        DIPConfig(method="sgld", step_size=-1.0).validate()
+        DIPConfig.build(method="sgld", step_size=-1.0).validate()
 
 
 def _psgld_bare(freeze: float | None, seed: int = 5):

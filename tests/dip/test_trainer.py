@@ -29,7 +29,8 @@ def _net(width: int = 8, seed: int = 1, size: int = 16):
 def test_methods_run_and_log(method, tmp_path):
     truth, noisy = _task()
     net, x = _net()
-    cfg = DIPConfig(
+    cfg = DIPConfig.build(
+        lenient=True,
         method=method,
         iters=40,
         burn_in=10,
@@ -55,7 +56,7 @@ def test_seeded_runs_are_identical():
     outs = []
     for _ in range(2):
         net, x = _net()
-        cfg = DIPConfig(method="sgld", iters=30, burn_in=10, noise_std=0.1, seed=4)
+        cfg = DIPConfig.build(method="sgld", iters=30, burn_in=10, noise_std=0.1, seed=4)
         outs.append(fit(net, x, Problem(noisy, None, truth), cfg, device="cpu"))
     assert torch.equal(outs[0].final, outs[1].final) and torch.equal(outs[0].mean, outs[1].mean)
 
@@ -67,7 +68,8 @@ class _InterruptError(Exception):
 @pytest.mark.parametrize("method", ["sgld", "sgd-input-avg"])
 def test_resume_after_interruption_matches_uninterrupted(method, tmp_path):
     truth, noisy = _task()
-    cfg = DIPConfig(
+    cfg = DIPConfig.build(
+        lenient=True,
         method=method,
         iters=60,
         burn_in=20,
@@ -108,5 +110,6 @@ def test_resume_after_interruption_matches_uninterrupted(method, tmp_path):
 def test_sgd_denoises_something():
     truth, noisy = _task()
     net, x = _net(width=16)
-    res = fit(net, x, Problem(noisy, None, truth), DIPConfig(iters=150, log_every=50), device="cpu")
+    cfg = DIPConfig.build(iters=150, log_every=50)
+    res = fit(net, x, Problem(noisy, None, truth), cfg, device="cpu")
     assert psnr(res.best, truth) > psnr(noisy, truth) - 3  # learns the image (sanity)

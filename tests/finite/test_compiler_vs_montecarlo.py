@@ -25,8 +25,8 @@ import torch
 
 from gpdip import compile_kernel, load_architecture
 from gpdip.arch.catalog import catalog_names
-from gpdip.arch.spec import nonlinear_depth
 from gpdip.finite.montecarlo import estimate_kernel, relative_error
+from gpdip.layers.base import nonlinear_depth
 from tests.archgen import random_architecture
 
 MAX_OFFSET = 8

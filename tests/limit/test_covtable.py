@@ -163,7 +163,7 @@ def test_diagonal_pairs_indexing():
 
 def test_sinc_upsample_matches_band_limited_torus():
     """Stationary compact kernel: the table map vs FFT zero-padding on a large torus."""
-    from gpdip.finite.network import sinc_upsample
+    from gpdip.layers.resampling import sinc_upsample
 
     n, factor = 256, 2
     kernel = torch.tensor([0.2, 0.6, 1.5, 0.6, 0.2], dtype=torch.float64)  # PSD, compact
