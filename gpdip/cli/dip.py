@@ -78,6 +78,7 @@ def run_dip(args: argparse.Namespace) -> int:
     import torch
 
     from gpdip.dip import Problem, fit, load_image, load_mask, make_network, psnr, save_image
+    from gpdip.dip.schemes import get_scheme
     from gpdip.experiments.plots import plot_curves
 
     if args.threads:
@@ -102,6 +103,13 @@ def run_dip(args: argparse.Namespace) -> int:
         input_kind=args.input,
         generator=torch.Generator().manual_seed(args.seed),
     )
+    if getattr(get_scheme(cfg.method), "image_input", False):  # z is an image: C channels in
+        from gpdip.dip.methods import make_image_input_network
+
+        shape = (int(y.shape[1]), int(y.shape[2]))
+        net = make_image_input_network(args.arch, shape, y.shape[0], width=args.width,
+                                       generator=torch.Generator().manual_seed(args.seed))
+        x = y[None].clone()  # only its channel count is used: the scheme's z starts at Aᵀy
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     res = fit(

@@ -64,7 +64,7 @@ class DOP:
         self.opt_s = torch.optim.SGD([self.g, self.h], lr=s_lr * obs.n_obs)
 
     def _randn(self, shape: tuple[int, ...] | torch.Size) -> torch.Tensor:
-        return torch.randn(tuple(shape), generator=self.gen).to(self.obs.y)
+        return torch.randn(tuple(shape), generator=self.gen, device=self.gen.device).to(self.obs.y)
 
     @property
     def sparse(self) -> torch.Tensor:

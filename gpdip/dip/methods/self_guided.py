@@ -52,9 +52,9 @@ class SelfGuidedDIP:
 
     def expected_output(self) -> torch.Tensor:
         """(1/S) Σ_s f_θ(z + η_s), η_s ~ N(0, σ_η²): one batched forward pass, (C, H, W)."""
-        eta = torch.randn(
-            (self.n_samples, *self.z.shape[1:]), generator=self.gen, dtype=self.z.dtype
-        ).to(self.z.device)
+        shape = (self.n_samples, *self.z.shape[1:])
+        eta = torch.randn(shape, generator=self.gen, device=self.gen.device, dtype=self.z.dtype)
+        eta = eta.to(self.z.device)
         return self.net(self.z + self.noise_std * eta).mean(0)
 
     def loss(self, mean_out: torch.Tensor) -> torch.Tensor:

@@ -100,14 +100,21 @@ class WMVStopper:
         return var
 
     def state_dict(self) -> dict:
-        return {
-            k: getattr(self, k)
-            for k in ("buffer", "total", "total_sq", "t", "best", "since_best", "variances")
-        }
+        """Tensors and plain data only (checkpoints are read with ``weights_only=True``)."""
+        best = self.best
+        return {"buffer": list(self.buffer), "total": self.total, "total_sq": self.total_sq,
+                "t": self.t, "since_best": self.since_best, "variances": list(self.variances),
+                "best": None if best is None else (best.iteration, best.variance, best.estimate)}
 
-    def load_state_dict(self, state: dict) -> None:
-        for k, v in state.items():
-            setattr(self, k, v)
+    def load_state_dict(self, state: dict, device: torch.device | None = None) -> None:
+        move = (lambda v: v) if device is None else (lambda v: v.to(device))  # noqa: E731
+        self.buffer = deque(move(b) for b in state["buffer"])
+        self.total = None if state["total"] is None else move(state["total"])
+        self.total_sq, self.t = state["total_sq"], state["t"]
+        self.since_best = state["since_best"]
+        self.variances = [tuple(v) for v in state["variances"]]  # type: ignore[misc]
+        best = state["best"]
+        self.best = None if best is None else WMVStop(best[0], best[1], move(best[2]))
 
 
 def oracle_gap(stop_psnr: float, psnrs: list[float]) -> float:
