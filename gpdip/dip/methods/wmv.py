@@ -102,12 +102,18 @@ class WMVStopper:
     def state_dict(self) -> dict:
         """Tensors and plain data only (checkpoints are read with ``weights_only=True``)."""
         best = self.best
-        return {"buffer": list(self.buffer), "total": self.total, "total_sq": self.total_sq,
-                "t": self.t, "since_best": self.since_best, "variances": list(self.variances),
-                "best": None if best is None else (best.iteration, best.variance, best.estimate)}
+        return {
+            "buffer": list(self.buffer),
+            "total": self.total,
+            "total_sq": self.total_sq,
+            "t": self.t,
+            "since_best": self.since_best,
+            "variances": list(self.variances),
+            "best": None if best is None else (best.iteration, best.variance, best.estimate),
+        }
 
     def load_state_dict(self, state: dict, device: torch.device | None = None) -> None:
-        move = (lambda v: v) if device is None else (lambda v: v.to(device))  # noqa: E731
+        move = (lambda v: v) if device is None else (lambda v: v.to(device))
         self.buffer = deque(move(b) for b in state["buffer"])
         self.total = None if state["total"] is None else move(state["total"])
         self.total_sq, self.t = state["total_sq"], state["t"]

@@ -15,17 +15,22 @@ from gpdip.dip.methods.base import Observation, check_count, check_positive
 from gpdip.dip.schemes import register
 from gpdip.dip.schemes._methods import MethodScheme
 from gpdip.dip.schemes.base import RunState, SchemeOptions, option
+from gpdip.dip.schemes.sgd import OPTIMIZER_HELP
 from gpdip.errors import GpdipError
 
 
 @dataclass
 class ADMMv2Options(SchemeOptions):
-    optimizer: str = option("adam", "optimiser of θ", choices=("adam", "sgd"))
+    optimizer: str = option("adam", OPTIMIZER_HELP, choices=("adam", "sgd"))
     rho: float = option(1.0, "ADMM penalty ρ of ‖f − x + u‖²")
-    tv_weight: float = option(0.05, "λ of λ·TV(x); the prox weight is λ/ρ")
+    tv_weight: float = option(
+        0.05,
+        "λ, the TV weight (dip-tv: of TV(f)/N beside the MSE; dip-admm: of TV(x), prox weight λ/ρ)",
+    )
     prox_iters: int = option(5, "warm-started FGP steps per TV prox")
     denoiser: str = option(
-        "tv", "prior step: gpdip's TV prox, or scikit-image's TV denoiser (plug-and-play)",
+        "tv",
+        "prior step: gpdip's TV prox, or scikit-image's TV denoiser (plug-and-play)",
         choices=("tv", "skimage-tv"),
     )
 
@@ -38,7 +43,10 @@ class ADMMv2Options(SchemeOptions):
 
 @dataclass
 class ADMMv1Options(ADMMv2Options):
-    inner_steps: int = option(10, "network gradient steps per ADMM iteration")
+    inner_steps: int = option(
+        10,
+        "θ steps per outer step (dip-admm-v1: per ADMM iteration; aseqdip: per z ← f(z))",
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -50,12 +58,13 @@ def skimage_tv(weight: float):
     try:
         from skimage.restoration import denoise_tv_chambolle
     except ImportError as exc:  # an optional third-party package, not gpdip's own module
-        raise GpdipError("denoiser 'skimage-tv' needs scikit-image; expected it installed "
-                         "(pip install scikit-image)") from exc
+        raise GpdipError(
+            "denoiser 'skimage-tv' needs scikit-image; expected it installed "
+            "(pip install scikit-image)"
+        ) from exc
 
     def step(v: torch.Tensor) -> torch.Tensor:
-        out = denoise_tv_chambolle(v.detach().cpu().double().numpy(), weight=weight,
-                                   channel_axis=0)
+        out = denoise_tv_chambolle(v.detach().cpu().double().numpy(), weight=weight, channel_axis=0)
         return torch.from_numpy(out).to(v)
 
     return step
@@ -71,9 +80,18 @@ class DIPADMMv2(MethodScheme):
     def build(self, run: RunState, obs: Observation) -> Any:
         o = self.options
         prior = skimage_tv(o.tv_weight / o.rho) if o.denoiser == "skimage-tv" else None
-        return DIPADMM(run.net, run.x, obs, rho=o.rho, tv_weight=o.tv_weight,
-                       inner_steps=getattr(o, "inner_steps", 1), lr=self.cfg.lr,
-                       optimizer=o.optimizer, prox_iters=o.prox_iters, prior_step=prior)
+        return DIPADMM(
+            run.net,
+            run.x,
+            obs,
+            rho=o.rho,
+            tv_weight=o.tv_weight,
+            inner_steps=getattr(o, "inner_steps", 1),
+            lr=self.cfg.lr,
+            optimizer=o.optimizer,
+            prox_iters=o.prox_iters,
+            prior_step=prior,
+        )
 
 
 @register

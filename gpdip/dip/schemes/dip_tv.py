@@ -10,12 +10,16 @@ from gpdip.dip.methods.dip_tv import DIPTV
 from gpdip.dip.schemes import register
 from gpdip.dip.schemes._methods import MethodScheme
 from gpdip.dip.schemes.base import RunState, SchemeOptions, option
+from gpdip.dip.schemes.sgd import OPTIMIZER_HELP
 
 
 @dataclass
 class DIPTVOptions(SchemeOptions):
-    optimizer: str = option("adam", "optimiser of θ", choices=("adam", "sgd"))
-    tv_weight: float = option(0.1, "λ: weight of TV(f)/N beside the observed MSE")
+    optimizer: str = option("adam", OPTIMIZER_HELP, choices=("adam", "sgd"))
+    tv_weight: float = option(
+        0.1,
+        "λ, the TV weight (dip-tv: of TV(f)/N beside the MSE; dip-admm: of TV(x), prox weight λ/ρ)",
+    )
     tv_eps: float = option(1e-8, "ε of the differentiable TV, Σ sqrt(|∇f|² + ε)")
 
     def validate(self) -> None:
@@ -32,5 +36,12 @@ class DIPTVScheme(MethodScheme):
 
     def build(self, run: RunState, obs: Observation) -> Any:
         o = self.options
-        return DIPTV(run.net, run.x, obs, tv_weight=o.tv_weight, eps=o.tv_eps,
-                     lr=self.cfg.lr, optimizer=o.optimizer)
+        return DIPTV(
+            run.net,
+            run.x,
+            obs,
+            tv_weight=o.tv_weight,
+            eps=o.tv_eps,
+            lr=self.cfg.lr,
+            optimizer=o.optimizer,
+        )

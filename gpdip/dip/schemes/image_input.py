@@ -19,7 +19,9 @@ from gpdip.dip.schemes.base import RunState, SchemeOptions, option
 
 @dataclass
 class SelfGuidedOptions(SchemeOptions):
-    reg_weight: float = option(1.0, "λ of the self-guidance term ‖E f(z+η) − z‖²/N")
+    reg_weight: float = option(
+        1.0, "λ of the image-space term ‖x̂ − z‖²/N (x̂ = f(z), self-guided: E_η f(z + η))"
+    )
     eta_std: float = option(0.05, "std of the input perturbation η")
     n_samples: int = option(3, "Monte Carlo draws of η per step")
 
@@ -32,8 +34,13 @@ class SelfGuidedOptions(SchemeOptions):
 
 @dataclass
 class ASeqDIPOptions(SchemeOptions):
-    reg_weight: float = option(1.0, "λ of the autoencoding term ‖f(z) − z‖²/N")
-    inner_steps: int = option(2, "θ steps per input update z ← f(z)")
+    reg_weight: float = option(
+        1.0, "λ of the image-space term ‖x̂ − z‖²/N (x̂ = f(z), self-guided: E_η f(z + η))"
+    )
+    inner_steps: int = option(
+        2,
+        "θ steps per outer step (dip-admm-v1: per ADMM iteration; aseqdip: per z ← f(z))",
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -51,8 +58,15 @@ class SelfGuidedScheme(MethodScheme):
 
     def build(self, run: RunState, obs: Observation) -> Any:
         o = self.options
-        return SelfGuidedDIP(run.net, obs, reg_weight=o.reg_weight, noise_std=o.eta_std,
-                             n_samples=o.n_samples, lr=self.cfg.lr, generator=run.gen)
+        return SelfGuidedDIP(
+            run.net,
+            obs,
+            reg_weight=o.reg_weight,
+            noise_std=o.eta_std,
+            n_samples=o.n_samples,
+            lr=self.cfg.lr,
+            generator=run.gen,
+        )
 
 
 @register
@@ -65,5 +79,6 @@ class ASeqDIPScheme(MethodScheme):
 
     def build(self, run: RunState, obs: Observation) -> Any:
         o = self.options
-        return ASeqDIP(run.net, obs, reg_weight=o.reg_weight, inner_steps=o.inner_steps,
-                       lr=self.cfg.lr)
+        return ASeqDIP(
+            run.net, obs, reg_weight=o.reg_weight, inner_steps=o.inner_steps, lr=self.cfg.lr
+        )
