@@ -13,6 +13,8 @@ from typing import Any
 
 from gpdip.experiments.methods_table import RUNS, TASKS
 
+ROW_ORDER = ("sgd-early", "es-wmv", *RUNS[1:])
+
 LABELS = {
     "sgd-early": "SGD+Early (oracle)",
     "es-wmv": "ES-WMV",
@@ -63,10 +65,33 @@ def _f(value: float | None, fmt: str) -> str:
     return "—" if value is None else format(value, fmt)
 
 
+def es_wmv_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ES-WMV row of each ``sgd-early`` run: the same trajectory, answered by the iterate
+    ES-WMV stops at (its PSNR/SSIM; stop iteration; time to detection).  None when it did
+    not fire within the budget."""
+    out = []
+    for r in rows:
+        if r["run"] == "sgd-early" and r.get("psnr") is not None:
+            stopped = r.get("wmv_psnr") is not None
+            out.append(
+                {
+                    **r,
+                    "run": "es-wmv",
+                    "psnr": r.get("wmv_psnr"),
+                    "ssim": r.get("wmv_ssim"),
+                    "stop_iter": r.get("wmv_iter"),
+                    "seconds": r.get("seconds_to_wmv") or r["seconds"],
+                    "error": None if stopped else "no stop detected within the budget",
+                }
+            )
+    return out
+
+
 def summarize(rows: list[dict[str, Any]], config: str) -> str:
     """One markdown table per task: a row per run; PSNR / SSIM per image, their averages
     over the images every run of the task finished, mean wall time and stop iteration."""
     parts = []
+    rows = rows + es_wmv_rows(rows)
     for table in TASKS:
         mine = [r for r in rows if r["table"] == table and r["config"] == config]
         if mine:
@@ -76,7 +101,7 @@ def summarize(rows: list[dict[str, Any]], config: str) -> str:
 
 
 def _task_table(table: str, rows: list[dict[str, Any]]) -> str:
-    runs = [r for r in RUNS if any(x["run"] == r for x in rows)]
+    runs = [r for r in ROW_ORDER if any(x["run"] == r for x in rows)]
     images = sorted({r["image"] for r in rows})
     ok = [r for r in rows if r.get("psnr") is not None]
     complete = [
@@ -131,7 +156,14 @@ def _wmv_table(table: str, rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|",
     ]
     for run in RUNS:
-        hit = [r for r in rows if r["run"] == run and r.get("best_psnr") is not None]
+        hit = [
+            r
+            for r in rows
+            if r["run"] == run
+            and r.get("best_psnr") is not None
+            and r.get("psnr") is not None
+            and run != "es-wmv"
+        ]
         if not hit:
             continue
         stops = [r for r in hit if r.get("wmv_iter") is not None]

@@ -51,42 +51,43 @@ def _row(image, run, value, ssim=0.8, **extra):
     }
 
 
+def _wmv(it, value, best, best_iter):
+    return {
+        "best_psnr": best,
+        "best_iter": best_iter,
+        "wmv_iter": it,
+        "wmv_psnr": value,
+        "wmv_ssim": 0.7,
+        "wmv_gap": None if value is None else value - best,
+        "seconds_to_wmv": 4.0,
+    }
+
+
 def test_summary_averages_only_images_every_run_finished():
+    """ES-WMV's row is read off the sgd-early runs (the same trajectory): image c, where it
+    did not fire, and where dip-tv is missing, is left out of the averages."""
     rows = [
-        _row("a", "sgd-early", 27.0, stop_iter=500),
-        _row("a", "dip-tv", 28.0),
-        _row("b", "sgd-early", 25.0, stop_iter=700),
+        _row("a", "sgd-early", 27.0, stop_iter=500, **_wmv(900, 26.0, 27.0, 500)),
+        _row("a", "dip-tv", 28.0, **_wmv(800, 27.5, 28.0, 700)),
+        _row("b", "sgd-early", 25.0, stop_iter=700, **_wmv(1100, 24.0, 25.0, 700)),
         _row("b", "dip-tv", 26.0),
-        _row("c", "sgd-early", 99.0),  # dip-tv missing on c: c is not averaged
-        _row(
-            "a",
-            "es-wmv",
-            26.0,
-            best_psnr=27.0,
-            best_iter=500,
-            wmv_iter=900,
-            wmv_psnr=26.0,
-            wmv_gap=-1.0,
-        ),
-        _row(
-            "b",
-            "es-wmv",
-            24.0,
-            best_psnr=25.0,
-            best_iter=700,
-            wmv_iter=1100,
-            wmv_psnr=24.0,
-            wmv_gap=-1.0,
-        ),
+        _row("c", "sgd-early", 99.0, **_wmv(None, None, 99.0, 10)),
     ]
     text = summarize(rows, "cpu")
+    assert "PSNR avg (2)" in text
     assert "| DIP-TV | 28.00 / 0.800 | 26.00 / 0.800 | — | **27.00** | 0.800 | 10 | — |" in text
     assert (
         "| SGD+Early (oracle) | 27.00 / 0.800 | 25.00 / 0.800 | 99.00 / 0.800 | **26.00** |" in text
-        and "500, 700" in text
     )
-    assert "PSNR avg (2)" in text
-    assert "| ES-WMV | 900, 1100 | 25.00 | 27.00 (500), 25.00 (700) | -1.00 |" in text
+    assert (
+        "| ES-WMV | 26.00 / 0.700 | 24.00 / 0.700 | — | **25.00** | 0.700 | 4 | 900, 1100 |" in text
+    )
+    assert "c es-wmv: no stop detected within the budget" in text
+    # the ES-WMV-on-every-run table: the sgd-early trajectory and dip-tv's
+    assert (
+        "| SGD+Early (oracle) | 900, 1100 | 25.00 | 27.00 (500), 25.00 (700), 99.00 (10) |" in text
+    )
+    assert "| DIP-TV | 800 | 27.50 | 28.00 (700) | -0.50 |" in text
 
 
 def test_imported_table_rows_keep_psnr_and_time_only():

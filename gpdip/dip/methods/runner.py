@@ -106,6 +106,7 @@ class MethodOutcome:
     grad_steps: int
     history: list[dict[str, Any]] = field(default_factory=list)
     best_estimate: torch.Tensor | None = None
+    wmv_estimate: torch.Tensor | None = None
 
 
 def run_method(
@@ -188,4 +189,5 @@ def _outcome(
         seconds_to_wmv=detected_at,
         grad_steps=len(psnrs) * k or k,
         history=history,
+        wmv_estimate=None if stop is None else stop.estimate.cpu(),
     )
