@@ -31,7 +31,7 @@ class SGLD(torch.optim.Optimizer):
     sampler is exact within its 12% Monte Carlo tolerance (``tests/dip/test_sgld.py``).
     After :meth:`freeze` G is a constant matrix and the update is exact preconditioned
     Langevin (stationary density ∝ e^{−U} up to the O(ε) discretisation bias); the trainer
-    freezes it at the end of burn-in when ``DIPConfig.freeze_preconditioner`` is set.
+    freezes it at the end of burn-in when ``SGLDOptions.freeze_preconditioner`` is set.
     """
 
     def __init__(

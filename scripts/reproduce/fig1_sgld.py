@@ -69,7 +69,7 @@ def main() -> None:
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--iters", type=int, default=3000)
     # with G frozen after burn-in the σ = 50/255 chain diverged at lr 0.001 (step 1580);
-    # the default slowly adapting G (DIPConfig.frozen_alpha) is the one run here
+    # the default slowly adapting G (SGLDOptions.frozen_alpha) is the one run here
     p.add_argument("--sgld-lr", type=float, default=0.001)
     args = p.parse_args()
     if args.smoke:

@@ -40,7 +40,7 @@ S = TypeVar("S", bound=type[Scheme])
 
 
 def register(cls: S) -> S:
-    """Class decorator: make ``cls`` available as ``DIPConfig(method=cls.name)``."""
+    """Class decorator: make ``cls`` available as ``DIPConfig.build(method=cls.name)``."""
     if not cls.name:
         raise GpdipError(f"scheme class {cls.__name__} has no name")
     old = _REGISTRY.get(cls.name)
