@@ -1,11 +1,12 @@
 """Benchmark of the GP engine; prints JSON and writes docs/benchmarks-gp.md.
 
-Usage: python scripts/bench_gp.py [--quick]
+Usage: python scripts/bench_gp.py [--quick] [--lookup-only [--lookup-size 64]]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import resource
@@ -18,8 +19,9 @@ import torch
 
 from gpdip.errors import GpdipError
 from gpdip.gp import inpaint, load_image, psnr
+from gpdip.gp.grid import grid_coordinates
 from gpdip.gp.inpaint import gpytorch_posterior
-from gpdip.gp.kernels import DIPKernel, Matern52Table
+from gpdip.gp.kernels import DIPKernel, Matern52Table, interpolate_table
 from gpdip.gp.posterior import grid_posterior
 from gpdip.gp.sampling import CirculantSampler
 
@@ -64,15 +66,65 @@ def bench_vs_gpytorch(kernel, gen, size):
             "rel_diff_grid_vs_gpytorch": rel}
 
 
+def interpolating_copy(kernel: DIPKernel) -> DIPKernel:
+    """The DIP kernel as it was before the integer lookup: bilinear interpolation always."""
+    old = copy.deepcopy(kernel)
+    unit = old.base_kernel
+
+    def forward(x1, x2, diag=False, **params):
+        d = x1 - x2 if diag else x1[..., :, None, :] - x2[..., None, :, :]
+        extent = d.detach().abs().reshape(-1, d.shape[-1]).amax(0)
+        size = tuple(int(e) + 2 for e in extent.tolist())
+        return interpolate_table(unit.unit_table(size).to(x1.dtype), d)
+
+    unit.forward = forward
+    return old
+
+
+def bench_dip_lookup(kernel: DIPKernel, gen, size: int) -> dict:
+    """DIPKernel.forward on pixel coordinates: direct lookup (new) vs interpolation (old).
+
+    Times the dense ``K(X, X)`` of a ``size^2`` grid and GPyTorch's ExactGP posterior mean
+    (half the pixels observed, noise 1e-3), each with both forwards.
+    """
+    old = interpolating_copy(kernel)
+    x = grid_coordinates((size, size))
+    with torch.no_grad():
+        k_new, t_new = timed(lambda: kernel(x, x).to_dense())
+        k_old, t_old = timed(lambda: old(x, x).to_dense())
+    max_diff = float((k_new - k_old).abs().max())
+    del k_new, k_old
+    img = test_image(size)
+    mask = torch.rand(img.shape, generator=gen) < 0.5
+    mu = float(img[mask].mean())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p_new, s_new = timed(lambda: gpytorch_posterior(kernel, img, mask, 1e-3, mu, False))
+        p_old, s_old = timed(lambda: gpytorch_posterior(old, img, mask, 1e-3, mu, False))
+    return {"size": size, "kernel_matrix_new_s": t_new, "kernel_matrix_old_s": t_old,
+            "kernel_matrix_ratio_old_over_new": t_old / t_new,
+            "kernel_matrix_max_abs_diff": max_diff,
+            "gpytorch_mean_new_s": s_new, "gpytorch_mean_old_s": s_old,
+            "gpytorch_mean_ratio_old_over_new": s_old / s_new,
+            "gpytorch_mean_max_abs_diff": float((p_new.mean - p_old.mean).abs().max())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="skip the 512 and GPyTorch runs")
     ap.add_argument("--gpytorch-size", type=int, default=64,
                     help="image side for the GPyTorch comparison (128 takes > 30 min here)")
+    ap.add_argument("--lookup-only", action="store_true",
+                    help="run only the DIPKernel integer-lookup vs interpolation case")
+    ap.add_argument("--lookup-size", type=int, default=64)
     args = ap.parse_args()
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     kernel = DIPKernel("unet2", outputscale=0.05).double()
+    if args.lookup_only:
+        print(json.dumps({"dip_lookup": bench_dip_lookup(kernel, gen, args.lookup_size)},
+                         indent=1))
+        return
     res: dict = {"machine": f"{platform.processor() or platform.machine()}, "
                  f"{torch.get_num_threads()} threads, torch {torch.__version__}",
                  "kernel": "DIPKernel('unet2'), outputscale 0.05"}
@@ -108,6 +160,8 @@ def main() -> None:
         res["mean_512_noise1e-4"] = bench_mean(kernel, 512, 1e-4, 1e-4, gen)
         print(json.dumps(res), flush=True)
         res["vs_gpytorch"] = bench_vs_gpytorch(kernel, gen, args.gpytorch_size)
+        print(json.dumps(res), flush=True)
+        res["dip_lookup"] = bench_dip_lookup(kernel, gen, args.lookup_size)
     print(json.dumps(res, indent=1))
 
 

@@ -148,13 +148,7 @@ def run_demo(args: argparse.Namespace) -> int:
     truth = load_image(packaged_asset("house128.png"))
     gen = torch.Generator().manual_seed(0)
     mask = torch.rand(truth.shape, generator=gen) < 0.5
-    try:
-        from gpdip import compile_kernel  # noqa: F401
-
-        kernel = "unet2"
-    except ImportError:
-        print("gpdip demo: kernel compiler not importable; using an RBF kernel instead")
-        kernel = "rbf"
+    kernel = "unet2"
     t0 = time.perf_counter()
     post = inpaint(truth * mask, mask, kernel, backend="grid", std=True, n_samples=16,
                    generator=gen, progress=True)

@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("arch", help="catalog name (see --list) or path to a TOML file")
     p.add_argument("--size", type=int, default=32, help="S: the table covers offsets |r| < S")
     p.add_argument("--dims", type=int, choices=(1, 2), default=2)
+    p.add_argument("--kind", choices=("nngp", "ntk"), default="nngp",
+                   help="nngp: the output covariance (default); ntk: the neural tangent kernel "
+                        "of the NTK parameterisation, which gradient descent follows")
     p.add_argument("--out", type=Path, help="output .npy, shape (2S-1,)*dims, float64")
     p.add_argument("--plot", type=Path, help="PNG: the table and its radial profile vs an RBF")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -66,24 +69,31 @@ def run(args: argparse.Namespace) -> int:
     arch = _apply_sets(load_architecture(args.arch), args.set)
     start = time.perf_counter()
     summary: dict[str, object] = {"arch": arch.name or str(args.arch), "size": args.size,
-                                  "dims": args.dims}
+                                  "dims": args.dims, "kind": args.kind}
     stderr = None
     if args.empirical:
         from gpdip.finite.montecarlo import estimate_kernel, relative_error
 
         if args.width < 1 or args.samples < 2:
             raise GpdipError("--width must be >= 1 and --samples >= 2")
-        est = estimate_kernel(arch, args.size, dims=args.dims, width=args.width,
-                              samples=args.samples, seed=args.seed, progress=True)
+        if args.kind == "ntk":
+            from gpdip.finite.empirical_ntk import estimate_ntk
+
+            est = estimate_ntk(arch, args.size, dims=args.dims, width=args.width,
+                               samples=args.samples, seed=args.seed)
+        else:
+            est = estimate_kernel(arch, args.size, dims=args.dims, width=args.width,
+                                  samples=args.samples, seed=args.seed, progress=True)
         table, stderr = est.mean.numpy(), est.stderr.numpy()
-        exact = compile_kernel(arch, args.size, dims=args.dims, max_entries=args.max_entries)
+        exact = compile_kernel(arch, args.size, dims=args.dims, max_entries=args.max_entries,
+                               kind=args.kind)
         summary.update(method="monte-carlo", width=args.width, samples=args.samples,
                        seed=args.seed, max_stderr=float(stderr.max()),
                        rel_error_vs_compiled=relative_error(est.mean, exact,
                                                             min(8, args.size - 1)))
     else:
-        table = compile_kernel(arch, args.size, dims=args.dims,
-                               max_entries=args.max_entries).numpy()
+        table = compile_kernel(arch, args.size, dims=args.dims, max_entries=args.max_entries,
+                               kind=args.kind).numpy()
         summary.update(method="compiled")
     summary["seconds"] = round(time.perf_counter() - start, 4)
     centre = (args.size - 1,) * args.dims

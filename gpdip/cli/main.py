@@ -2,8 +2,7 @@
 
 Sub-commands live in their own modules, each exposing ``register(subparsers)``
 that adds its parser and sets ``func`` (a callable taking the parsed
-``argparse.Namespace`` and returning an exit code).  A module that is not
-present is simply not offered.
+``argparse.Namespace`` and returning an exit code).
 """
 
 from __future__ import annotations
@@ -31,13 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # the module itself is absent: not offered
-                continue
-            raise
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 

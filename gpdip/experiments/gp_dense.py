@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from gpdip.errors import GpdipError
+from gpdip.limit.compiler import compile_kernel
 
 
 def dense_from_table(table: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -136,8 +137,6 @@ def dip_kernel_posterior_mean(
     """GP with the architecture's limiting kernel (``gpdip.compile_kernel``), zero mean as the
     DIP prior; nugget relative to K(0) (noise-free inpainting, numerically regularised), or
     the absolute Gaussian noise variance ``noise_var`` when given."""
-    from gpdip import compile_kernel  # lazy: the compiler is another engineer's module
-
     h, w = image.shape[1:]
     table = compile_kernel(arch, (h, w), dims=2)
     K = dense_from_table(table, h, w)

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from gpdip.gp.cg import CGInfo, conjugate_gradients
-from gpdip.gp.kernels import Matern52Table, RBFTable, TableKernel
+from gpdip.gp.kernels import Matern52Unit, RBFUnit, TableKernel, split_scale
 
 
 def keops_available() -> bool:
@@ -32,16 +32,17 @@ def keops_available() -> bool:
 def _keops_matmul(kernel: TableKernel, x1: Tensor, x2: Tensor, v: Tensor) -> Tensor:
     from pykeops.torch import LazyTensor
 
-    ls = float(kernel.lengthscale.detach())
-    a = LazyTensor(x1[:, None, :].contiguous() / ls)
-    b = LazyTensor(x2[None, :, :].contiguous() / ls)
+    base, scale = split_scale(kernel)
+    ls = base.lengthscale.detach().reshape(-1)  # one lengthscale, or one per axis (ARD)
+    a = LazyTensor((x1[:, None, :] / ls).contiguous())
+    b = LazyTensor((x2[None, :, :] / ls).contiguous())
     d2 = ((a - b) ** 2).sum(-1)
-    if isinstance(kernel, RBFTable):
+    if isinstance(base, RBFUnit):
         K = (-0.5 * d2).exp()
     else:  # Matern-5/2: (1 + sqrt5 u + 5u^2/3) exp(-sqrt5 u), u = r / l
         u = (d2 + 1e-30).sqrt() * math.sqrt(5.0)
         K = (1.0 + u + u * u / 3.0) * (-u).exp()
-    return float(kernel.outputscale.detach()) * (K @ v.contiguous())
+    return float(scale.detach()) * (K @ v.contiguous())
 
 
 def kernel_matmul(kernel: TableKernel, x1: Tensor, x2: Tensor, v: Tensor,
@@ -51,7 +52,7 @@ def kernel_matmul(kernel: TableKernel, x1: Tensor, x2: Tensor, v: Tensor,
     ``backend``: ``"keops"``, ``"torch"`` (chunked dense) or ``"auto"`` (KeOps for
     RBF/Matern when available, else torch).
     """
-    analytic = isinstance(kernel, RBFTable | Matern52Table)
+    analytic = isinstance(split_scale(kernel)[0], RBFUnit | Matern52Unit)
     if backend == "keops" or (backend == "auto" and analytic and keops_available()):
         return _keops_matmul(kernel, x1, x2, v)
     out = []

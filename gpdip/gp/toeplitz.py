@@ -13,11 +13,15 @@ view (scatter to the grid, multiply, gather), never materialised.
 
 from __future__ import annotations
 
+import math
+
 import scipy.fft
 import torch
 from linear_operator.operators import LinearOperator
+from linear_operator.utils.getitem import _is_noop_index
 from torch import Tensor
 
+from gpdip.errors import GpdipError
 from gpdip.gp.grid import Size, table_grid_size
 
 
@@ -29,18 +33,27 @@ def fft_shape(size: Size) -> Size:
 def embed_table(table: Tensor, shape: Size) -> Tensor:
     """First column ``c`` of the circulant of period ``shape`` holding the table.
 
-    ``c[dy mod M, dx mod N] = table[H-1+dy, W-1+dx]`` for ``|dy| < H, |dx| < W``,
-    zero elsewhere (these entries never meet the grid when ``M >= 2H-1``).
+    ``c[..., dy mod M, dx mod N] = table[..., H-1+dy, W-1+dx]`` for ``|dy| < H, |dx| < W``,
+    zero elsewhere (these entries never meet the grid when ``M >= 2H-1``).  The last
+    ``len(shape)`` axes of ``table`` are the grid's; any leading axes are a batch.
     """
-    size = table_grid_size(table)
-    c = table.new_zeros(shape)
-    c[tuple(slice(0, t) for t in table.shape)] = table
-    return torch.roll(c, shifts=tuple(-(s - 1) for s in size), dims=tuple(range(len(size))))
+    grid_dims = len(shape)
+    first: tuple[int, ...] = (0,) * (table.dim() - grid_dims)
+    size = table_grid_size(table[first])
+    c = table.new_zeros(*table.shape[: table.dim() - grid_dims], *shape)
+    corner: tuple = (..., *[slice(0, t) for t in table.shape[-grid_dims:]])
+    c[corner] = table
+    return torch.roll(c, shifts=tuple(-(s - 1) for s in size), dims=tuple(range(-grid_dims, 0)))
 
 
-def circulant_spectrum(c: Tensor) -> Tensor:
-    """Eigenvalues of the (symmetric) circulant with first column ``c`` (real rfft)."""
-    return torch.fft.rfftn(c, dim=tuple(range(c.dim()))).real
+def circulant_spectrum(c: Tensor, grid_dims: int | None = None) -> Tensor:
+    """Eigenvalues of the circulant with first column ``c`` (the last ``grid_dims`` axes).
+
+    Real part of the real FFT: the spectrum of the circulant of the symmetric part
+    ``(c[k] + c[-k]) / 2``, i.e. exactly ``c``'s when the kernel is symmetric.
+    """
+    grid_dims = c.dim() if grid_dims is None else grid_dims
+    return torch.fft.rfftn(c, dim=tuple(range(-grid_dims, 0))).real
 
 
 def toeplitz_matmul(spectrum: Tensor, x: Tensor, size: Size, shape: Size) -> Tensor:
@@ -52,59 +65,100 @@ def toeplitz_matmul(spectrum: Tensor, x: Tensor, size: Size, shape: Size) -> Ten
 
 
 class GridKernelOperator(LinearOperator):
-    """The ``(HW, HW)`` covariance of a whole grid from its kernel table.
+    """The ``(*batch, HW, HW)`` covariance of a whole grid from its kernel table.
+
+    ``K[b, i, j] = (T[b, c + p_i - p_j] + T[b, c - p_i + p_j]) / 2`` with ``p_i`` the
+    row-major pixel coordinates and ``c`` the table centre: the symmetric part of the
+    table (a kernel table is symmetric, so this is the table itself).
 
     Args:
-        table: ``(2H-1, 2W-1)`` (or ``(2N-1,)``) kernel table; may require grad.
+        table: ``(*batch, 2H-1, 2W-1)`` (or ``(*batch, 2N-1)``) kernel table; may
+            require grad.
         dtype: working precision of the FFTs (default: the table's).
+        grid_dims: number of trailing table axes that are grid axes (1 or 2); default
+            ``table.dim()``, i.e. no batch.  Needed (and kept) for batched tables.
 
-    Matmul costs two FFTs of the padded grid; the operator is symmetric.
+    Matmul costs two FFTs of the padded grid per batch member; the operator is symmetric.
     """
 
-    def __init__(self, table: Tensor, dtype: torch.dtype | None = None):
-        super().__init__(table, dtype=dtype)
+    def __init__(
+        self, table: Tensor, dtype: torch.dtype | None = None, grid_dims: int | None = None
+    ):
+        grid_dims = table.dim() if grid_dims is None else grid_dims
+        if grid_dims not in (1, 2) or table.dim() < grid_dims:
+            raise GpdipError(
+                f"GridKernelOperator: grid_dims must be 1 or 2 and at most table.dim() = "
+                f"{table.dim()}, got {grid_dims}"
+            )
+        super().__init__(table, dtype=dtype, grid_dims=grid_dims)
         self.table = table
-        self.grid_size: Size = table_grid_size(table)
+        self.grid_dims = grid_dims
+        self.table_batch_shape = table.shape[: table.dim() - grid_dims]
+        first: tuple[int, ...] = (0,) * len(self.table_batch_shape)
+        self.grid_size: Size = table_grid_size(table[first])
         self.shape_fft: Size = fft_shape(self.grid_size)
-        spectrum = circulant_spectrum(embed_table(table, self.shape_fft))
+        spectrum = circulant_spectrum(embed_table(table, self.shape_fft), grid_dims)
         # dtype=float32 halves FFT cost for loose tolerances; the spectrum is built in float64
         self.spectrum = spectrum.to(dtype) if dtype is not None else spectrum
 
     @property
     def n(self) -> int:
-        return int(torch.tensor(self.grid_size).prod())
+        return math.prod(self.grid_size)
 
     def grid_matmul(self, x: Tensor) -> Tensor:
-        """``K x`` with ``x`` of shape ``(..., H, W)``."""
+        """``K x`` with ``x`` of shape ``(..., H, W)`` (broadcast against the batch)."""
         return toeplitz_matmul(self.spectrum, x, self.grid_size, self.shape_fft)
 
     def _matmul(self, rhs: Tensor) -> Tensor:
-        # rhs: (..., n, k) -> columns as grids (..., k, H, W)
-        xs = rhs.transpose(-1, -2).reshape(*rhs.shape[:-2], rhs.shape[-1], *self.grid_size)
-        ys = self.grid_matmul(xs)
-        return ys.reshape(*rhs.shape[:-2], rhs.shape[-1], self.n).transpose(-1, -2)
+        # rhs: (..., n, k) -> columns as grids (..., k, H, W); the k axis sits between the
+        # batch and the grid, so the spectrum gets a singleton axis there
+        xs = rhs.mT.reshape(*rhs.shape[:-2], rhs.shape[-1], *self.grid_size)
+        spectrum = self.spectrum.unsqueeze(-1 - self.grid_dims)
+        ys = toeplitz_matmul(spectrum, xs, self.grid_size, self.shape_fft)
+        return ys.reshape(*ys.shape[: ys.dim() - self.grid_dims], self.n).mT
 
     def _size(self) -> torch.Size:
-        return torch.Size((self.n, self.n))
+        return torch.Size((*self.table_batch_shape, self.n, self.n))
 
     def _transpose_nonbatch(self) -> GridKernelOperator:
         return self
 
+    def _expand_batch(self, batch_shape: torch.Size | list[int]) -> GridKernelOperator:
+        table = self.table.expand(*batch_shape, *self.table.shape[-self.grid_dims :])
+        return GridKernelOperator(table, **self._kwargs)
+
     def _diagonal(self) -> Tensor:
-        centre = tuple(s - 1 for s in self.grid_size)
-        return self.table[centre].expand(self.n)
+        centre: tuple = (..., *[s - 1 for s in self.grid_size])
+        return self.table[centre][..., None].expand(*self.table_batch_shape, self.n)
+
+    def _get_indices(self, row_index: Tensor, col_index: Tensor, *batch_indices: Tensor) -> Tensor:
+        # entry (i, j) is the table at offset p_i - p_j, symmetrised: no matmul needed
+        pos, neg = [], []
+        for axis in range(self.grid_dims):
+            stride = math.prod(self.grid_size[axis + 1 :])
+            side = self.grid_size[axis]
+            off = (
+                torch.div(row_index, stride, rounding_mode="floor") % side
+                - torch.div(col_index, stride, rounding_mode="floor") % side
+            )
+            pos.append(side - 1 + off)
+            neg.append(side - 1 - off)
+        return 0.5 * (self.table[(*batch_indices, *pos)] + self.table[(*batch_indices, *neg)])
 
 
 class MaskedGridOperator(LinearOperator):
     """``K_oo + s^2 I``: the observed-pixel block of a grid covariance plus noise.
 
     Args:
-        base: the full-grid :class:`GridKernelOperator`.
-        mask: bool tensor of shape ``size``; True = observed.
-        noise: noise variance ``s^2`` (tensor scalar).
+        base: the full-grid :class:`GridKernelOperator` (possibly batched).
+        mask: bool tensor of shape ``size``; True = observed.  One mask for the batch.
+        noise: noise variance ``s^2``: a scalar tensor, or one per batch member
+            (broadcastable to ``base.batch_shape``).
     """
 
     def __init__(self, base: GridKernelOperator, mask: Tensor, noise: Tensor):
+        mask = mask.bool()  # LinearOperator.to()/type() cast every argument: undo it here
+        noise = torch.as_tensor(noise)
         super().__init__(base, mask, noise)
         self.base = base
         self.mask = mask.reshape(-1)
@@ -124,7 +178,7 @@ class MaskedGridOperator(LinearOperator):
 
     def matvec(self, v: Tensor) -> Tensor:
         """``(K_oo + s^2 I) v`` for a batch of vectors ``v`` of shape ``(..., n_obs)``."""
-        return self.gather(self.base.grid_matmul(self.scatter(v))) + self.noise * v
+        return self.gather(self.base.grid_matmul(self.scatter(v))) + self._noise_for(v) * v
 
     def matvec_full(self, v: Tensor) -> Tensor:
         """The same operator on full-grid vectors ``(..., H*W)`` that vanish off the mask.
@@ -136,16 +190,63 @@ class MaskedGridOperator(LinearOperator):
         kv = self.base.grid_matmul(g).reshape(v.shape)
         if v.dtype not in self._fmask:
             self._fmask[v.dtype] = self.mask.to(v.dtype)
-        return self._fmask[v.dtype] * kv + float(self.noise) * v
+        return self._fmask[v.dtype] * kv + self._noise_for(v) * v
+
+    def _noise_for(self, v: Tensor) -> Tensor | float:
+        """The noise to multiply vectors ``v (..., n)`` by: a Python float when scalar, so
+        that float32 vectors stay float32 (a 1-element float64 tensor would promote them)."""
+        return float(self.noise) if self.noise.dim() == 0 else self.noise[..., None].to(v.dtype)
+
+    def _noise_batch(self) -> Tensor:
+        """The noise with the operator's batch shape (a broadcast view)."""
+        return self.noise.expand(self.base.batch_shape)
 
     def _matmul(self, rhs: Tensor) -> Tensor:
-        return self.matvec(rhs.transpose(-1, -2)).transpose(-1, -2)
+        # rhs (*batch, n_obs, k): columns as grids (*batch, k, H, W) through the base's matmul
+        grids = self.scatter(rhs.mT).reshape(*rhs.shape[:-2], rhs.shape[-1], self.base.n)
+        kx = self.base._matmul(grids.mT)[..., self.index, :]
+        return kx + self._noise_batch()[..., None, None] * rhs
 
     def _size(self) -> torch.Size:
-        return torch.Size((self.index.numel(), self.index.numel()))
+        return torch.Size((*self.base.batch_shape, self.index.numel(), self.index.numel()))
 
     def _transpose_nonbatch(self) -> MaskedGridOperator:
         return self
+
+    def _diagonal(self) -> Tensor:
+        return self.base._diagonal()[..., self.index] + self._noise_batch()[..., None]
+
+    # the mask is shared by the batch: batch operations act on the base and the noise only
+    def _expand_batch(self, batch_shape: torch.Size | list[int]) -> MaskedGridOperator:
+        return MaskedGridOperator(
+            self.base._expand_batch(batch_shape), self.mask_grid, self.noise.expand(batch_shape)
+        )
+
+    def _unsqueeze_batch(self, dim: int) -> MaskedGridOperator:
+        return MaskedGridOperator(
+            self.base._unsqueeze_batch(dim), self.mask_grid, self._noise_batch().unsqueeze(dim)
+        )
+
+    def _permute_batch(self, *dims: int) -> MaskedGridOperator:
+        return MaskedGridOperator(
+            self.base._permute_batch(*dims), self.mask_grid, self._noise_batch().permute(*dims)
+        )
+
+    def _getitem(self, row_index, col_index, *batch_indices) -> LinearOperator:
+        if _is_noop_index(row_index) and _is_noop_index(col_index) and batch_indices:
+            base = self.base._getitem(row_index, col_index, *batch_indices)
+            return MaskedGridOperator(base, self.mask_grid, self._noise_batch()[batch_indices])
+        return super()._getitem(row_index, col_index, *batch_indices)
+
+    def _get_indices(self, row_index: Tensor, col_index: Tensor, *batch_indices: Tensor) -> Tensor:
+        k = self.base._get_indices(self.index[row_index], self.index[col_index], *batch_indices)
+        noise = self._noise_batch()[batch_indices] if batch_indices else self.noise
+        return k + noise * (row_index == col_index)
+
+    @property
+    def mask_grid(self) -> Tensor:
+        """The mask with the grid's shape."""
+        return self.mask.reshape(self.base.grid_size)
 
 
 def crop_table_for_period(table: Tensor, size: Size) -> Tensor:

@@ -82,7 +82,8 @@ def _angle(k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor) -> torch.Ten
     rho = torch.clamp(k12 / torch.where(norm > 0, norm, torch.ones_like(norm)), -1.0, 1.0)
     edge = rho.abs() >= 1.0
     theta = torch.arccos(torch.where(edge, torch.zeros_like(rho), rho))
-    return torch.where(edge, torch.where(rho > 0, 0.0, math.pi) + 0 * rho, theta)
+    return torch.where(edge, torch.where(rho > 0, torch.zeros_like(rho),
+                                         torch.full_like(rho, math.pi)), theta)
 
 
 def relu_derivative_expectation(k11: torch.Tensor, k22: torch.Tensor,

@@ -23,6 +23,16 @@ def test_kernel_writes_table_plot_and_json(tmp_path, capsys):
     assert summary["method"] == "compiled" and summary["k0"] == pytest.approx(table[11, 11])
 
 
+def test_kernel_ntk(tmp_path, capsys):
+    out = tmp_path / "T.npy"
+    assert main(["kernel", "unet2", "--size", "6", "--dims", "1", "--kind", "ntk",
+                 "--out", str(out), "--json"]) == 0
+    table = np.load(out, allow_pickle=False)
+    assert np.array_equal(table, compile_kernel("unet2", 6, dims=1, kind="ntk").numpy())
+    assert not np.array_equal(table, compile_kernel("unet2", 6, dims=1).numpy())
+    assert json.loads(capsys.readouterr().out)["kind"] == "ntk"
+
+
 def test_kernel_layout_offsets():
     """K[S-1+dy, S-1+dx]: a kernel with an anisotropic input keeps dy and dx apart."""
     from gpdip import Architecture, Conv, Downsample, InputSpec, Upsample

@@ -70,3 +70,37 @@ def test_quadrature_reference_is_itself_converged():
     b = nonlin.piecewise_linear_quadrature(1.3, 0.8, 0.4, 0.2, n=400)
     assert abs(a - b) < 1e-10
     assert np.isfinite(a)
+
+
+# --- the NTK's derivative expectations E[φ'(u) φ'(v)] ----------------------------------------
+
+@pytest.mark.parametrize("k11,k22,rho", CASES)
+@pytest.mark.parametrize("slope", [0.0, 0.2, 0.5])
+def test_piecewise_linear_derivative_vs_quadrature(k11, k22, rho, slope):
+    k12 = rho * math.sqrt(k11 * k22)
+    closed = float(nonlin.leaky_relu_derivative_expectation(*_t(k11, k22, k12), slope))
+    if slope == 0.0:
+        assert float(nonlin.relu_derivative_expectation(*_t(k11, k22, k12))) == closed
+    reference = nonlin.piecewise_linear_derivative_quadrature(k11, k22, k12, slope)
+    # φ'(v) jumps, so the inner Φ(m/s) is smooth but the reference converges slowly near
+    # |ρ| = 1 (s → 0); 1e-6 still separates any wrong constant.
+    assert closed == pytest.approx(reference, rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("k11,k22,rho", CASES[:-1])
+def test_erf_derivative_vs_gauss_hermite(k11, k22, rho):
+    k12 = rho * math.sqrt(k11 * k22)
+    closed = float(nonlin.erf_derivative_expectation(*_t(k11, k22, k12)))
+    reference = nonlin.erf_derivative_quadrature(k11, k22, k12)
+    assert closed == pytest.approx(reference, rel=1e-6, abs=1e-12)
+
+
+def test_relu_derivative_at_unit_correlation_has_zero_gradient():
+    """At ρ = ±1 (the diagonal) the value is exact and autograd gives no 0·∞ NaN."""
+    k = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)
+    value = nonlin.relu_derivative_expectation(k, k, k)
+    assert float(value) == 0.5
+    value.backward()
+    assert float(k.grad) == 0.0  # ρ ≡ 1 for every k
+    minus = nonlin.relu_derivative_expectation(*_t(1.0, 1.0, -1.0))
+    assert float(minus) == 0.0

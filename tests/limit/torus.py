@@ -70,6 +70,14 @@ def _pointwise(layer, groups, shape, params):
     return out, shape
 
 
+def _channel_norm(layer, groups, shape, params):
+    """y = x/ν with ν(t) = √(K[t, t] + eps) deterministic in the limit: both matrices rescaled."""
+    (g,) = groups
+    nu = np.sqrt(np.diag(g["K"]) + layer.eps)
+    scale = 1 / np.outer(nu, nu)
+    return [{"K": g["K"] * scale, "T": g["T"] * scale, "c": g["c"]}], shape
+
+
 def _linear(groups, matrix):
     return [{"K": matrix @ g["K"] @ matrix.T, "T": matrix @ g["T"] @ matrix.T, "c": g["c"]}
             for g in groups]
@@ -130,7 +138,8 @@ def _block(layer, groups, shape, params):
 
 
 MAPS = {"conv": _conv, "relu": _pointwise, "leaky_relu": _pointwise, "erf": _pointwise,
-        "downsample": _down, "upsample": _up, "skip": _skip, "block": _block}
+        "downsample": _down, "upsample": _up, "skip": _skip, "block": _block,
+        "channel_norm": _channel_norm}
 
 
 def propagate(layers, groups, shape, params):
