@@ -27,6 +27,8 @@ LABELS = {
     "sgld": "SGLD (posterior mean)",
     "gp-dip": "GP-DIP",
     "gp-rbf": "GP-RBF",
+    "deep-decoder": "Deep Decoder (final)",
+    "gp-dd": "GP-DD (Deep Decoder kernel)",
 }
 # Tables 1-2 rows that are the same computation as a comparison run (same crop, network,
 # seeds, noise draw): the trainer's SGLD and the GP means

@@ -8,8 +8,11 @@ salt-and-pepper noise (for DOP).  Runs:
   the same run also gives the ES-WMV row: the iterate ES-WMV stops at (no oracle);
 * ``dip-tv``, ``dip-admm-v1``, ``dip-admm-v2``, ``self-guided``, ``aseqdip``, ``dop``:
   :mod:`gpdip.dip.methods`, each one's last estimate (the methods claim to need no stop);
+* ``deep-decoder``: plain DIP (Adam) on the under-parameterised Deep Decoder (Heckel &
+  Hand 2019; the catalog's ``deep-decoder-small`` at 64×64), its last iterate;
 * ``sgld``       the trainer's pSGLD posterior mean (:func:`~gpdip.experiments.tables.fit_scheme`);
-* ``gp-dip`` / ``gp-rbf``: the GP posterior mean with the compiled / an RBF kernel.
+* ``gp-dip`` / ``gp-rbf`` / ``gp-dd``: the GP posterior mean with the compiled kernel of
+  the table's network / an RBF / the Deep Decoder's compiled kernel.
 
 Every DIP method gets the same budget of network gradient steps (Table 1-2's ``sgd_iters``);
 ES-WMV watches every run, so each row also says where it would have stopped that method.
@@ -40,8 +43,9 @@ METHOD_RUNS = (
     "self-guided",
     "aseqdip",
     "dop",
+    "deep-decoder",
 )
-RUNS = (*METHOD_RUNS, "sgld", "gp-dip", "gp-rbf")
+RUNS = (*METHOD_RUNS, "sgld", "gp-dip", "gp-rbf", "gp-dd")
 TASKS = ("denoising", "inpainting", "salt-pepper")
 TASK_RUNS = {
     "denoising": tuple(r for r in RUNS if r != "dop"),
@@ -63,6 +67,7 @@ class MethodsConfig:
     window: int = 100
     patience: int = 1000
     hyper: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deep_decoder: str = "deep-decoder-small"  # the catalog's Deep Decoder of this scale
 
 
 # lr 0.003: Tables 1-2's CPU Adam rate (measured there), for every Adam-trained method but
@@ -80,12 +85,13 @@ _CPU_HYPER: dict[str, dict[str, Any]] = {
     "self-guided": {"lr": 0.003},
     "aseqdip": {"lr": 0.001},
     "dop": {"optimizer": "adam", "lr": 0.003, "s_lr": 0.05},
+    "deep-decoder": {"lr": 0.01},  # DIP's default: 4.3K weights fit slowly at 0.003
 }
 CONFIGS = {
     "cpu": MethodsConfig("cpu", "cpu", 2000, hyper=_CPU_HYPER),
     # the papers' own settings are each method's defaults; at the paper's scale (the
     # tables' "full": skip5 width 128, full images) with Table 1's SGD budget
-    "full": MethodsConfig("full", "full", 20000),
+    "full": MethodsConfig("full", "full", 20000, deep_decoder="deep-decoder"),
     "smoke": MethodsConfig("smoke", "smoke", 20, window=3, patience=3, hyper=_CPU_HYPER),
 }
 
@@ -151,7 +157,8 @@ def run_comparison_task(task: MethodTask, threads: int = 1) -> dict[str, Any]:
             res = tables.fit_scheme(table_cfg, task.table, "sgld", prob, folder, task.seed)
             estimate, extra = res.estimate, {"stop_iter": None}
         else:
-            kernel = table_cfg.arch if task.run == "gp-dip" else "rbf"
+            kernels = {"gp-dip": table_cfg.arch, "gp-rbf": "rbf", "gp-dd": cfg.deep_decoder}
+            kernel = kernels[task.run]
             estimate, extra = tables.gp_mean(task.table, kernel, prob), {"stop_iter": None}
     except GpdipError as exc:  # a diverged run is a result: recorded, not retried
         return {
@@ -180,13 +187,14 @@ def _method_run(
     prob: tables.Problem,
     folder: Path,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
-    name = {"sgd-early": "sgd"}.get(task.run, task.run)
+    name = {"sgd-early": "sgd", "deep-decoder": "sgd"}.get(task.run, task.run)
+    dd = task.run == "deep-decoder"  # the catalog's own width: it is the point of it
     obs = Observation(prob.observed, prob.mask)
     method = build_method(
         name,
         obs,
-        table_cfg.arch,
-        width=table_cfg.width,
+        cfg.deep_decoder if dd else table_cfg.arch,
+        width=None if dd else table_cfg.width,
         seed=task.seed,
         hyper=cfg.hyper.get(task.run),
     )
