@@ -139,6 +139,7 @@ def _train_and_write(args, cfg, y, mask, truth, out: Path) -> int:
     import torch
 
     from gpdip.dip import Problem, fit, make_network
+    from gpdip.dip.schemes import get_scheme
     from gpdip.experiments.plots import plot_curves
     from gpdip.io.atomic import save_json, save_torch
     from gpdip.io.images import psnr, save_image
@@ -155,6 +156,13 @@ def _train_and_write(args, cfg, y, mask, truth, out: Path) -> int:
         input_kind=args.input,
         generator=torch.Generator().manual_seed(args.seed),
     )
+    if getattr(get_scheme(cfg.method), "image_input", False):  # z is an image: C channels in
+        from gpdip.dip.methods import make_image_input_network
+
+        shape = (int(y.shape[1]), int(y.shape[2]))
+        net = make_image_input_network(args.arch, shape, y.shape[0], width=args.width,
+                                       generator=torch.Generator().manual_seed(args.seed))
+        x = y[None].clone()  # only its channel count is used: the scheme's z starts at Aᵀy
     res = fit(net, x, Problem(y, mask, truth), cfg, out_dir=out, device=args.device,
               progress=not args.no_progress)
     save_image(out / "final.png", res.final)

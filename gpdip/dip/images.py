@@ -50,6 +50,16 @@ def bernoulli_mask(shape: tuple[int, ...], drop: float, generator: torch.Generat
     return torch.rand((1, *shape), generator=generator) >= drop
 
 
+def salt_and_pepper(img: torch.Tensor, amount: float, generator: torch.Generator) -> torch.Tensor:
+    """Each entry of ``img`` (C, H, W) independently replaced with probability ``amount`` by
+    0 or 1 (equally likely): scikit-image's ``random_noise(mode="s&p")``, per channel."""
+    if not 0.0 <= amount <= 1.0:
+        raise GpdipError(f"salt-and-pepper amount={amount}: expected a fraction in [0, 1]")
+    hit = torch.rand(img.shape, generator=generator) < amount
+    salt = torch.rand(img.shape, generator=generator) < 0.5
+    return torch.where(hit, salt.to(img.dtype), img)
+
+
 def resize(img: torch.Tensor, size: int) -> torch.Tensor:
     """Area-resample a ``(C, H, W)`` image to ``size × size``."""
     return torch.nn.functional.interpolate(img[None], size=(size, size), mode="area")[0]

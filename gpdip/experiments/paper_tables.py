@@ -47,3 +47,7 @@ TABLE2_AVERAGE = {row: round(sum(_T2_VALUES[r]) / len(_T2_IMAGES), 2)
 TABLE2_AVERAGE["SGLD"] = 34.51  # stated in the paper's text (Sec. 5.2.2)
 
 PAPER = {"denoising": (TABLE1, TABLE1_AVERAGE), "inpainting": (TABLE2, TABLE2_AVERAGE)}
+
+# The tasks of the table machinery and their images.  "salt-pepper" is not in the paper: the
+# Table 1 images with salt-and-pepper noise, for the methods comparison's DOP (issue 13).
+TASK_IMAGES = {"denoising": _T1_IMAGES, "inpainting": _T2_IMAGES, "salt-pepper": _T1_IMAGES}

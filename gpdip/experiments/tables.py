@@ -28,16 +28,17 @@ from typing import Any
 import torch
 
 from gpdip.dip.config import DIPConfig
-from gpdip.dip.images import add_noise, bernoulli_mask
+from gpdip.dip.images import add_noise, bernoulli_mask, salt_and_pepper
 from gpdip.dip.nets import make_network
 from gpdip.dip.trainer import DIPResult, Problem, fit
 from gpdip.errors import GpdipError
-from gpdip.experiments.paper_tables import PAPER, ROWS
+from gpdip.experiments.paper_tables import PAPER, ROWS, TASK_IMAGES
 from gpdip.io.atomic import save_torch
 from gpdip.io.images import center_crop, load_image, psnr, save_image
 from gpdip.io.paths import shared_data_dir
 
 SIGMA = 25 / 255  # Table 1's noise level
+SALT_PEPPER = 0.5  # fraction of entries hit, DOP's README setting (You et al. 2020)
 DIP_RUNS = ("sgd-avg", "sgd-input-avg", "sgld")
 GP_RUNS = ("gp-dip", "gp-rbf")
 RUN_ROWS = {"sgd-avg": ("SGD+Early", "SGD+Early+Avg"),
@@ -110,17 +111,19 @@ class TableTask:
 
 def images(table: str) -> list[str]:
     """The paper's images of ``table``, in the paper's column order."""
-    if table not in PAPER:
-        raise GpdipError(f"table '{table}': expected one of {', '.join(PAPER)}")
-    return list(PAPER[table][0])
+    if table not in TASK_IMAGES:
+        raise GpdipError(f"table '{table}': expected one of {', '.join(TASK_IMAGES)}")
+    return list(TASK_IMAGES[table])
 
 
 def load_problem(table: str, image: str, cfg: TableConfig, seed: int) -> Problem:
     """The clean crop and its noisy (σ = 25/255, Table 1; ``mask`` None) or
-    50%-Bernoulli-masked (Table 2) observation; noise and mask seeded by ``seed``."""
+    50%-Bernoulli-masked (Table 2) observation; noise and mask seeded by ``seed``.
+    ``salt-pepper``: Table 1's images, a fraction :data:`SALT_PEPPER` of entries set to 0/1."""
+    images(table)  # a clear error for an unknown task
     data = shared_data_dir(required=True)
     assert data is not None  # required=True raises instead
-    folder = data / table
+    folder = data / ("denoising" if table == "salt-pepper" else table)
     path = folder / f"{image}.png"
     truth = load_image(path, grey=table == "inpainting").float()
     if cfg.crop is not None:
@@ -128,6 +131,8 @@ def load_problem(table: str, image: str, cfg: TableConfig, seed: int) -> Problem
     gen = torch.Generator().manual_seed(seed)
     if table == "denoising":
         return Problem(add_noise(truth, SIGMA, gen), None, truth)
+    if table == "salt-pepper":
+        return Problem(salt_and_pepper(truth, SALT_PEPPER, gen), None, truth)
     mask = bernoulli_mask(tuple(truth.shape[1:]), 0.5, gen)
     return Problem(truth * mask, mask, truth)
 
@@ -193,24 +198,28 @@ def _dip_scores(task: TableTask, cfg: TableConfig, prob: Problem, folder: Path):
 
 
 def _gp_scores(task: TableTask, cfg: TableConfig, prob: Problem):
-    """GP posterior mean per channel (hyperparameters by marginal likelihood; denoising
-    fixes the noise variance at the true σ²)."""
+    kernel = cfg.arch if task.run == "gp-dip" else "rbf"
+    mean = gp_mean(task.table, kernel, prob)
+    assert prob.truth is not None
+    row_name = RUN_ROWS[task.run][0]
+    return {row_name: psnr(mean, prob.truth)}, {"kernel": kernel}
+
+
+def gp_mean(table: str, kernel: str, prob: Problem) -> torch.Tensor:
+    """GP posterior mean (C, H, W) per channel (hyperparameters by marginal likelihood;
+    denoising fixes the noise variance at the true σ²)."""
     from gpdip.gp import inpaint
 
     y = prob.observed.permute(1, 2, 0).double()  # (H, W, C)
     observed = (prob.mask[0] if prob.mask is not None
                 else torch.ones(y.shape[:2], dtype=torch.bool))
-    kernel = cfg.arch if task.run == "gp-dip" else "rbf"
-    noise = SIGMA**2 if task.table == "denoising" else None
+    noise = SIGMA**2 if table == "denoising" else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # CG warnings are in post.info; see the row
         post = inpaint(y[..., 0] if y.shape[-1] == 1 else y, observed, kernel, noise=noise,
                        shared=False, tol=1e-5)
     mean = post.mean if post.mean.dim() == 3 else post.mean[..., None]
-    mean = mean.permute(2, 0, 1).float()
-    assert prob.truth is not None
-    row_name = RUN_ROWS[task.run][0]
-    return {row_name: psnr(mean, prob.truth)}, {"kernel": kernel}
+    return mean.permute(2, 0, 1).float()
 
 
 def table_tasks(table: str, config: str, out: str | Path, runs=(*DIP_RUNS, *GP_RUNS),

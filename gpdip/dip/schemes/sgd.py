@@ -24,10 +24,12 @@ from gpdip.dip.schemes.base import RunState, Scheme, SchemeOptions, option
 from gpdip.dip.sgld import EMA
 from gpdip.errors import GpdipError
 
+OPTIMIZER_HELP = "optimiser of the network weights θ (Adam or plain SGD)"
+
 
 @dataclass
 class SGDOptions(SchemeOptions):
-    optimizer: str = option("adam", "optimiser of the sgd* methods", choices=("adam", "sgd"))
+    optimizer: str = option("adam", OPTIMIZER_HELP, choices=("adam", "sgd"))
 
 
 @dataclass
