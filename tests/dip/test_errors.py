@@ -33,7 +33,6 @@ def test_architecture_size_mismatch_names_needed_sizes():
 
 
 def test_catalog_architecture_size_mismatch():
-    pytest.importorskip("gpdip.finite.network")
     net, x = make_network("unet2", (18, 18), 1, width=4)
     with pytest.raises(GpdipError, match="multiples of 4"):
         fit(net, x, Problem(torch.rand(1, 18, 18)), DIPConfig.build(iters=1), device="cpu")

@@ -16,12 +16,10 @@ from gpdip.experiments.sweep import (
     RESULTS,
     SweepTask,
     execute,
-    main,
     pending,
     readout_posterior_mean,
 )
-
-pytest.importorskip("gpdip.finite.network")
+from gpdip.experiments.sweep_cli import main
 
 
 def _unet(width: int = 16, size: int = 8):
