@@ -1,6 +1,6 @@
 """Exact 2-D prior samples of the U-Net GP by circulant embedding.
 
-    python examples/prior_samples.py              # writes examples/prior_samples.png
+python examples/prior_samples.py              # writes examples/prior_samples.png
 """
 
 from pathlib import Path
@@ -19,8 +19,12 @@ OUT = Path(__file__).with_suffix(".png")
 
 def main(out: Path = OUT) -> None:
     kernel = DIPKernel("unet2").double()
-    samples = sample_prior(lambda size: kernel.table(size).detach(), (128, 128), n=3,
-                           generator=torch.Generator().manual_seed(0))
+    samples = sample_prior(
+        lambda size: kernel.table(size).detach(),
+        (128, 128),
+        n=3,
+        generator=torch.Generator().manual_seed(0),
+    )
     fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.4))
     for ax, sample in zip(axes, samples, strict=True):
         ax.imshow(sample.numpy(), cmap="gray")

@@ -29,16 +29,17 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "compile_kernels": ("gpdip.limit.compiler", "compile_kernels"),
     "montecarlo": ("gpdip.finite.montecarlo", None),
     "network": ("gpdip.finite.network", None),
-    **{name: ("gpdip.layers", name) for name in (
-        "Block", "Conv", "Downsample", "Erf", "LeakyReLU", "ReLU", "Skip", "Upsample")},
+    **{
+        name: ("gpdip.layers", name)
+        for name in ("Block", "Conv", "Downsample", "Erf", "LeakyReLU", "ReLU", "Skip", "Upsample")
+    },
 }
 
 __all__ = ["GpdipError", *sorted(_EXPORTS)]
 
 
 #: subpackages, reachable as attributes (``gpdip.finite.network``) like eagerly imported ones
-_SUBPACKAGES = ("arch", "cli", "dip", "experiments", "finite", "gp", "io", "layers", "limit",
-                "ntk")
+_SUBPACKAGES = ("arch", "cli", "dip", "experiments", "finite", "gp", "io", "layers", "limit", "ntk")
 
 
 def __getattr__(name: str) -> Any:
@@ -47,8 +48,9 @@ def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'gpdip' has no attribute {name!r}")
     module, attribute = _EXPORTS[name]
-    value = import_module(module) if attribute is None else getattr(import_module(module),
-                                                                     attribute)
+    value = (
+        import_module(module) if attribute is None else getattr(import_module(module), attribute)
+    )
     globals()[name] = value  # later look-ups skip this function
     return value
 

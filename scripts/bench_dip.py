@@ -97,6 +97,7 @@ def extras_share(arch: str, width: int, size: int, iters: int, device) -> float:
             out = f(self, *a, **k)
             spent[0] += time.perf_counter() - t
             return out
+
         return wrapper
 
     truth, mask = random_task(size)
@@ -104,9 +105,7 @@ def extras_share(arch: str, width: int, size: int, iters: int, device) -> float:
     try:
         for n, f in originals.items():
             setattr(tr._Run, n, timed(f))
-        cfg = DIPConfig.build(
-            method="sgd-avg", iters=iters, lr=0.003, log_every=max(1, iters // 3)
-        )
+        cfg = DIPConfig.build(method="sgd-avg", iters=iters, lr=0.003, log_every=max(1, iters // 3))
         res = fit(net, x, Problem(truth * mask, mask, truth), cfg, device=device)
     finally:
         for n, f in originals.items():

@@ -42,8 +42,9 @@ def peak_rss_gb() -> float:
 
 
 def test_image(size: int) -> torch.Tensor:
-    base = channels_last(load_image(Path(__file__).resolve().parents[1]
-                                    / "gpdip/assets/house128.png"))
+    base = channels_last(
+        load_image(Path(__file__).resolve().parents[1] / "gpdip/assets/house128.png")
+    )
     reps = -(-size // 128)
     return base.repeat(reps, reps)[:size, :size].contiguous()
 
@@ -59,9 +60,17 @@ def bench_mean(kernel, size, noise, tol, gen):
     mask = torch.rand(img.shape, generator=gen) < 0.5
     table, t_table = timed(lambda: kernel.table((size, size)).detach())
     post, t = timed(lambda: grid_posterior(table, img, mask, noise, tol=tol))
-    return {"size": size, "noise": noise, "tol": tol, "table_s": t_table, "solve_s": t,
-            "cg_iterations": post.info["cg_iterations"], "residual": post.info["cg_residual"],
-            "psnr": psnr(post.mean, img), "peak_rss_gb": peak_rss_gb()}
+    return {
+        "size": size,
+        "noise": noise,
+        "tol": tol,
+        "table_s": t_table,
+        "solve_s": t,
+        "cg_iterations": post.info["cg_iterations"],
+        "residual": post.info["cg_residual"],
+        "psnr": psnr(post.mean, img),
+        "peak_rss_gb": peak_rss_gb(),
+    }
 
 
 def bench_vs_gpytorch(kernel, gen, size):
@@ -74,8 +83,13 @@ def bench_vs_gpytorch(kernel, gen, size):
         warnings.simplefilter("ignore")
         ref, t_gp = timed(lambda: gpytorch_posterior(kernel, img, mask, 1e-3, mu, False))
     rel = float((g.mean - ref.mean).norm() / ref.mean.norm())
-    return {"size": size, "grid_s": t_grid, "gpytorch_s": t_gp, "speedup": t_gp / t_grid,
-            "rel_diff_grid_vs_gpytorch": rel}
+    return {
+        "size": size,
+        "grid_s": t_grid,
+        "gpytorch_s": t_gp,
+        "speedup": t_gp / t_grid,
+        "rel_diff_grid_vs_gpytorch": rel,
+    }
 
 
 def interpolating_copy(kernel: DIPKernel) -> DIPKernel:
@@ -113,27 +127,48 @@ def bench_dip_lookup(kernel: DIPKernel, gen, size: int) -> dict:
         warnings.simplefilter("ignore")
         p_new, s_new = timed(lambda: gpytorch_posterior(kernel, img, mask, 1e-3, mu, False))
         p_old, s_old = timed(lambda: gpytorch_posterior(old, img, mask, 1e-3, mu, False))
-    return {"size": size, "kernel_matrix_new_s": t_new, "kernel_matrix_old_s": t_old,
-            "kernel_matrix_ratio_old_over_new": t_old / t_new,
-            "kernel_matrix_max_abs_diff": max_diff,
-            "gpytorch_mean_new_s": s_new, "gpytorch_mean_old_s": s_old,
-            "gpytorch_mean_ratio_old_over_new": s_old / s_new,
-            "gpytorch_mean_max_abs_diff": float((p_new.mean - p_old.mean).abs().max())}
+    return {
+        "size": size,
+        "kernel_matrix_new_s": t_new,
+        "kernel_matrix_old_s": t_old,
+        "kernel_matrix_ratio_old_over_new": t_old / t_new,
+        "kernel_matrix_max_abs_diff": max_diff,
+        "gpytorch_mean_new_s": s_new,
+        "gpytorch_mean_old_s": s_old,
+        "gpytorch_mean_ratio_old_over_new": s_old / s_new,
+        "gpytorch_mean_max_abs_diff": float((p_new.mean - p_old.mean).abs().max()),
+    }
+
+
 def bench_auto(size: int, noise: float, gen: torch.Generator) -> dict:
     """Whole ``inpaint(..., kernel="auto")``: window fit of every candidate + batched CG."""
     img = test_image(size)
     mask = torch.rand(img.shape, generator=gen) < 0.5
-    post, t = timed(lambda: inpaint(img * mask, mask, "auto", noise=noise, backend="grid",
-                                    tol=1e-4))
+    post, t = timed(
+        lambda: inpaint(img * mask, mask, "auto", noise=noise, backend="grid", tol=1e-4)
+    )
     hyper = post.info["hyper"]
-    return {"size": size, "noise": noise, "tol": 1e-4, "seconds": t,
-            "chosen": hyper["kernel"], "outputscale": hyper["outputscale"],
-            "cg_iterations": post.info["cg_iterations"], "psnr": psnr(post.mean, img),
-            "load_average": os.getloadavg()[0]}
+    return {
+        "size": size,
+        "noise": noise,
+        "tol": 1e-4,
+        "seconds": t,
+        "chosen": hyper["kernel"],
+        "outputscale": hyper["outputscale"],
+        "cg_iterations": post.info["cg_iterations"],
+        "psnr": psnr(post.mean, img),
+        "load_average": os.getloadavg()[0],
+    }
 
 
-def bench_precond(name: str, img: torch.Tensor, noise: float, gen: torch.Generator,
-                  kernel: str = "conv-d2-s6", max_iter: int = 1500) -> dict:
+def bench_precond(
+    name: str,
+    img: torch.Tensor,
+    noise: float,
+    gen: torch.Generator,
+    kernel: str = "conv-d2-s6",
+    max_iter: int = 1500,
+) -> dict:
     """CG iterations and seconds, circulant (before) vs extension (after), at equal tol.
 
     The output scale is fitted on the windows with the noise fixed, as ``auto`` does.
@@ -142,17 +177,29 @@ def bench_precond(name: str, img: torch.Tensor, noise: float, gen: torch.Generat
     k = make_kernel(kernel)
     fit = fit_hyperparameters(k, img, mask, noise=noise)
     table = k.table(tuple(img.shape)).detach()
-    row: dict = {"image": name, "size": list(img.shape), "kernel": kernel, "noise": noise,
-                 "outputscale": fit["outputscale"], "tol": 1e-4}
+    row: dict = {
+        "image": name,
+        "size": list(img.shape),
+        "kernel": kernel,
+        "noise": noise,
+        "outputscale": fit["outputscale"],
+        "tol": 1e-4,
+    }
     means = {}
     for precond in ("circulant", "extension"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            post, t = timed(lambda p=precond: grid_posterior(table, img, mask, noise, tol=1e-4,
-                                                             max_iter=max_iter, precond=p))
+            post, t = timed(
+                lambda p=precond: grid_posterior(
+                    table, img, mask, noise, tol=1e-4, max_iter=max_iter, precond=p
+                )
+            )
         means[precond] = post.mean
-        row[precond] = {"cg_iterations": post.info["cg_iterations"], "seconds": t,
-                        "residual": post.info["cg_residual"]}
+        row[precond] = {
+            "cg_iterations": post.info["cg_iterations"],
+            "seconds": t,
+            "residual": post.info["cg_residual"],
+        }
     row["max_abs_mean_difference"] = float((means["circulant"] - means["extension"]).abs().max())
     row["load_average"] = os.getloadavg()[0]
     return row
@@ -163,18 +210,25 @@ def bench_rgb_1024(gen: torch.Generator) -> dict:
     grey = test_image(1024)
     img = torch.stack([grey, grey.flip(0), grey.flip(1)], -1)
     mask = torch.rand(grey.shape, generator=gen) < 0.5
-    post, t = timed(lambda: inpaint(img * mask[..., None], mask, "auto", backend="grid",
-                                    tol=1e-4))
+    post, t = timed(lambda: inpaint(img * mask[..., None], mask, "auto", backend="grid", tol=1e-4))
     hyper = post.info["hyper"]
-    return {"size": [1024, 1024, 3], "seconds": t, "chosen": hyper["kernel"],
-            "noise": hyper["noise"], "cg_iterations": post.info["cg_iterations"],
-            "psnr": psnr(post.mean, img), "load_average": os.getloadavg()[0]}
+    return {
+        "size": [1024, 1024, 3],
+        "seconds": t,
+        "chosen": hyper["kernel"],
+        "noise": hyper["noise"],
+        "cg_iterations": post.info["cg_iterations"],
+        "psnr": psnr(post.mean, img),
+        "load_average": os.getloadavg()[0],
+    }
 
 
 def fit_and_solve(args, gen: torch.Generator) -> dict:
-    res: dict = {"machine": f"{platform.processor() or platform.machine()}, "
-                 f"{torch.get_num_threads()} threads, torch {torch.__version__}",
-                 "load_average_start": os.getloadavg()}
+    res: dict = {
+        "machine": f"{platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}",
+        "load_average_start": os.getloadavg(),
+    }
     for noise in (1e-2, 1e-4):
         res[f"auto_512_noise{noise:g}"] = bench_auto(512, noise, gen)
         print(json.dumps(res), flush=True)
@@ -197,15 +251,29 @@ def fit_and_solve(args, gen: torch.Generator) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="skip the 512 and GPyTorch runs")
-    ap.add_argument("--gpytorch-size", type=int, default=64,
-                    help="image side for the GPyTorch comparison (128 takes > 30 min here)")
-    ap.add_argument("--lookup-only", action="store_true",
-                    help="run only the DIPKernel integer-lookup vs interpolation case")
+    ap.add_argument(
+        "--gpytorch-size",
+        type=int,
+        default=64,
+        help="image side for the GPyTorch comparison (128 takes > 30 min here)",
+    )
+    ap.add_argument(
+        "--lookup-only",
+        action="store_true",
+        help="run only the DIPKernel integer-lookup vs interpolation case",
+    )
     ap.add_argument("--lookup-size", type=int, default=64)
-    ap.add_argument("--fit-solve-only", action="store_true",
-                    help="only the auto / preconditioner / 1024 RGB measurements")
-    ap.add_argument("--images", type=int, default=11,
-                    help="shared inpainting images in the preconditioner comparison")
+    ap.add_argument(
+        "--fit-solve-only",
+        action="store_true",
+        help="only the auto / preconditioner / 1024 RGB measurements",
+    )
+    ap.add_argument(
+        "--images",
+        type=int,
+        default=11,
+        help="shared inpainting images in the preconditioner comparison",
+    )
     args = ap.parse_args()
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
@@ -214,12 +282,13 @@ def main() -> None:
         return
     kernel = DIPKernel("unet2", outputscale=0.05).double()
     if args.lookup_only:
-        print(json.dumps({"dip_lookup": bench_dip_lookup(kernel, gen, args.lookup_size)},
-                         indent=1))
+        print(json.dumps({"dip_lookup": bench_dip_lookup(kernel, gen, args.lookup_size)}, indent=1))
         return
-    res: dict = {"machine": f"{platform.processor() or platform.machine()}, "
-                 f"{torch.get_num_threads()} threads, torch {torch.__version__}",
-                 "kernel": "DIPKernel('unet2'), outputscale 0.05"}
+    res: dict = {
+        "machine": f"{platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}",
+        "kernel": "DIPKernel('unet2'), outputscale 0.05",
+    }
     # the compiler limits unet2 tables to about 1024 (phase-table size): use the exact
     # 1024 table, i.e. the minimal odd embedding of period 2047
     try:
@@ -230,21 +299,41 @@ def main() -> None:
     try:
         # The DIP kernel has a constant floor, so the minimal embedding of the 1024 table is
         # not PSD; a callable lets the sampler grow the torus with exact compiled values.
-        source = (lambda s: kernel.table(s).detach()) if "prior_sample_1024_note" not in res \
-            else table
+        source = (
+            (lambda s: kernel.table(s).detach()) if "prior_sample_1024_note" not in res else table
+        )
         sampler, t_setup = timed(lambda: CirculantSampler(source, 1024))
         _, t_sample = timed(lambda: sampler.sample(1, gen))
-        res["prior_sample_1024"] = {"compile_s": t_table, "setup_s": t_setup,
-                                    "sample_s": t_sample, "period": sampler.period}
+        res["prior_sample_1024"] = {
+            "compile_s": t_table,
+            "setup_s": t_setup,
+            "sample_s": t_sample,
+            "period": sampler.period,
+        }
     except GpdipError as exc:
         res["prior_sample_1024"] = {"compile_s": t_table, "error": str(exc)}
     print(json.dumps(res), flush=True)
     img = test_image(256)
     mask = torch.rand(img.shape, generator=gen) < 0.5
-    post, t = timed(lambda: inpaint(img, mask, kernel, noise=1e-3, fit=False, backend="grid",
-                                   std=True, n_samples=16, tol=1e-4, generator=gen))
-    res["std_map_256"] = {"seconds": t, "n_samples": 16,
-                          "mc_rel_error": post.info["std_mc_relative_error"]}
+    post, t = timed(
+        lambda: inpaint(
+            img,
+            mask,
+            kernel,
+            noise=1e-3,
+            fit=False,
+            backend="grid",
+            std=True,
+            n_samples=16,
+            tol=1e-4,
+            generator=gen,
+        )
+    )
+    res["std_map_256"] = {
+        "seconds": t,
+        "n_samples": 16,
+        "mc_rel_error": post.info["std_mc_relative_error"],
+    }
     print(json.dumps(res), flush=True)
     if not args.quick:
         res["mean_512_noise1e-3"] = bench_mean(kernel, 512, 1e-3, 1e-4, gen)

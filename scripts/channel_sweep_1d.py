@@ -79,14 +79,22 @@ def run_chain(task: Chain) -> dict:
     signal, mask = problem()
     scale, _ = gp(task.noise_var)
     t0 = time.perf_counter()
-    means, stds = sgld_posterior_1d(ARCH, signal, mask, scale=scale, noise=task.noise_var,
-                                    width=task.width, iters=task.iters, chains=1,
-                                    lr=task.lr, seed=task.chain,
-                                    freeze_preconditioner=False)  # as recorded (Li et al.)
+    means, stds = sgld_posterior_1d(
+        ARCH,
+        signal,
+        mask,
+        scale=scale,
+        noise=task.noise_var,
+        width=task.width,
+        iters=task.iters,
+        chains=1,
+        lr=task.lr,
+        seed=task.chain,
+        freeze_preconditioner=False,
+    )  # as recorded (Li et al.)
     path = Path(task.out) / "chains" / f"w{task.width}_c{task.chain}_i{task.iters}.pt"
     save_torch(path, {"mean": means[0], "std": stds[0]})
-    return {**asdict(task), "scale": scale, "seconds": time.perf_counter() - t0,
-            "file": path.name}
+    return {**asdict(task), "scale": scale, "seconds": time.perf_counter() - t0, "file": path.name}
 
 
 def describe(row: dict) -> str:
@@ -110,27 +118,41 @@ def summarize(rows: list[dict], out: Path, noise_var: float) -> list[dict]:
         d2 = float((m_bar - mu).pow(2).sum()) / norm**2
         s2 = float((means - m_bar).pow(2).sum()) / (k - 1) / norm**2 if k > 1 else float("nan")
         e2 = s2 / k
-        stats.append({"width": w, "chains": k, "dist": d2**0.5, "mc_floor": e2**0.5,
-                      "bias": max(d2 - e2, 0.0) ** 0.5,
-                      "single_chain_dist": [float((m - mu).norm()) / norm for m in means],
-                      "std_ratio": float(pooled_std.mean() / gp_std.mean()),
-                      "rmse_dip": float((m_bar - signal[miss]).pow(2).mean().sqrt()),
-                      "rmse_gp": float((mu - signal[miss]).pow(2).mean().sqrt())})
+        stats.append(
+            {
+                "width": w,
+                "chains": k,
+                "dist": d2**0.5,
+                "mc_floor": e2**0.5,
+                "bias": max(d2 - e2, 0.0) ** 0.5,
+                "single_chain_dist": [float((m - mu).norm()) / norm for m in means],
+                "std_ratio": float(pooled_std.mean() / gp_std.mean()),
+                "rmse_dip": float((m_bar - signal[miss]).pow(2).mean().sqrt()),
+                "rmse_gp": float((mu - signal[miss]).pow(2).mean().sqrt()),
+            }
+        )
     return stats
 
 
 def report(stats: list[dict], out: Path, args: argparse.Namespace) -> str:
-    lines = [f"`{ARCH}` as a 1-D network, 128-sample signal, 50% dropped, noise variance "
-             f"{args.noise_var}, pSGLD lr {args.lr}, {args.iters} steps per chain "
-             "(burn-in 1/4, thin 5).  Distances relative to ‖μ_GP‖ on the missing samples.",
-             "", "    " + " ".join(["python scripts/channel_sweep_1d.py", *sys.argv[1:]]), "",
-             "| width | chains | ‖m̄ − μ_GP‖ | MC floor e | bias √(d² − e²) | one chain ‖m_k − μ‖ "
-             "| DIP std / GP std | RMSE DIP / GP |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"`{ARCH}` as a 1-D network, 128-sample signal, 50% dropped, noise variance "
+        f"{args.noise_var}, pSGLD lr {args.lr}, {args.iters} steps per chain "
+        "(burn-in 1/4, thin 5).  Distances relative to ‖μ_GP‖ on the missing samples.",
+        "",
+        "    " + " ".join(["python scripts/channel_sweep_1d.py", *sys.argv[1:]]),
+        "",
+        "| width | chains | ‖m̄ − μ_GP‖ | MC floor e | bias √(d² − e²) | one chain ‖m_k − μ‖ "
+        "| DIP std / GP std | RMSE DIP / GP |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for s in stats:
         single = ", ".join(f"{v:.4f}" for v in s["single_chain_dist"])
-        lines.append(f"| {s['width']} | {s['chains']} | {s['dist']:.4f} | {s['mc_floor']:.4f} "
-                     f"| **{s['bias']:.4f}** | {single} | {s['std_ratio']:.2f} | "
-                     f"{s['rmse_dip']:.4f} / {s['rmse_gp']:.4f} |")
+        lines.append(
+            f"| {s['width']} | {s['chains']} | {s['dist']:.4f} | {s['mc_floor']:.4f} "
+            f"| **{s['bias']:.4f}** | {single} | {s['std_ratio']:.2f} | "
+            f"{s['rmse_dip']:.4f} / {s['rmse_gp']:.4f} |"
+        )
     text = "\n".join(lines) + "\n"
     save_text(out / "table.md", text)
     plot(stats, out)
@@ -149,10 +171,14 @@ def plot(stats: list[dict], out: Path) -> None:
     ax.loglog(w, [s["bias"] for s in stats], "bs-", label="bias (MC floor removed)")
     ax.loglog(w, [s["mc_floor"] for s in stats], "r:", label="MC floor e")
     for s in stats:
-        ax.loglog([s["width"]] * len(s["single_chain_dist"]), s["single_chain_dist"], "k.",
-                  alpha=0.3)
-    ax.set(xlabel="channels", ylabel="relative distance to the GP mean",
-           title="1-D channel sweep: DIP-SGLD posterior mean vs GP")
+        ax.loglog(
+            [s["width"]] * len(s["single_chain_dist"]), s["single_chain_dist"], "k.", alpha=0.3
+        )
+    ax.set(
+        xlabel="channels",
+        ylabel="relative distance to the GP mean",
+        title="1-D channel sweep: DIP-SGLD posterior mean vs GP",
+    )
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
@@ -176,8 +202,11 @@ def main() -> int:
         args.widths, args.chains, args.iters = [4, 8], 2, 40
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tasks = [Chain(w, c, args.iters, args.lr, args.noise_var, str(out))
-             for w in args.widths for c in range(args.chains)]
+    tasks = [
+        Chain(w, c, args.iters, args.lr, args.noise_var, str(out))
+        for w in args.widths
+        for c in range(args.chains)
+    ]
     key = lambda d: (d["width"], d["chain"], d["iters"], d["lr"], d["noise_var"])  # noqa: E731
     done = {key(r) for r in read_jsonl(out / "results.jsonl")}
     todo = [] if args.report else [t for t in tasks if key(asdict(t)) not in done]

@@ -20,14 +20,35 @@ from gpdip.gp import inpaint
 from gpdip.io.images import channels_first, channels_last, load_image, psnr, ssim
 from gpdip.io.paths import shared_data_dir
 
-IMAGES = ("barbara", "boat", "house", "Lena512", "peppers256", "Cameraman256", "couple",
-          "fingerprint", "hill", "man", "montage")
+IMAGES = (
+    "barbara",
+    "boat",
+    "house",
+    "Lena512",
+    "peppers256",
+    "Cameraman256",
+    "couple",
+    "fingerprint",
+    "hill",
+    "man",
+    "montage",
+)
 
 
 # The paper's Table 2 (SGLD row, dB) for reference; GP rows exist there only at 64x64.
-PAPER_SGLD = {"barbara": 33.82, "boat": 34.26, "house": 40.13, "Lena512": 37.73,
-              "peppers256": 33.97, "Cameraman256": 30.33, "couple": 33.72, "fingerprint": 33.41,
-              "hill": 34.03, "man": 33.54, "montage": 34.65}
+PAPER_SGLD = {
+    "barbara": 33.82,
+    "boat": 34.26,
+    "house": 40.13,
+    "Lena512": 37.73,
+    "peppers256": 33.97,
+    "Cameraman256": 30.33,
+    "couple": 33.72,
+    "fingerprint": 33.41,
+    "hill": 34.03,
+    "man": 33.54,
+    "montage": 34.65,
+}
 
 
 def markdown(rows: list[dict]) -> str:
@@ -46,8 +67,10 @@ def markdown(rows: list[dict]) -> str:
             both.append((a["psnr"], b["psnr"]))
     if both:
         n = len(both)
-        lines.append(f"| average ({n} images) | {sum(x for x, _ in both) / n:.2f} | "
-                     f"{sum(y for _, y in both) / n:.2f} | |")
+        lines.append(
+            f"| average ({n} images) | {sum(x for x, _ in both) / n:.2f} | "
+            f"{sum(y for _, y in both) / n:.2f} | |"
+        )
     return "\n".join(lines)
 
 
@@ -78,10 +101,15 @@ def main() -> None:
                 warnings.simplefilter("ignore")
                 post = inpaint(truth * mask, mask, kernel, backend="grid", tol=args.tol)
             hyper = {k: v for k, v in post.info["hyper"].items() if k != "candidates"}
-            row = {"image": name, "kernel": kernel, "psnr": psnr(post.mean, truth),
-                   "ssim": ssim(channels_first(post.mean), channels_first(truth)),
-                   "time_s": post.info["time_s"],
-                   "cg_iterations": post.info["cg_iterations"], "hyper": hyper}
+            row = {
+                "image": name,
+                "kernel": kernel,
+                "psnr": psnr(post.mean, truth),
+                "ssim": ssim(channels_first(post.mean), channels_first(truth)),
+                "time_s": post.info["time_s"],
+                "cg_iterations": post.info["cg_iterations"],
+                "hyper": hyper,
+            }
             with out.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)

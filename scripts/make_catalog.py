@@ -61,10 +61,13 @@ def main() -> None:
             save_text(ROOT / f"conv-d{depth}{sigma_tag(sigma)}.toml", text)
     for depth in range(1, 5):
         for sigma in (0.0, 2.0):
-            body = "\n".join(['  { type = "block", name = "down" },'] * depth
-                             + ['  { type = "block", name = "up" },'] * depth)
-            save_text(ROOT / f"ae-d{depth}{sigma_tag(sigma)}.toml",
-                      AE.format(d=depth, s=sigma, body=body))
+            body = "\n".join(
+                ['  { type = "block", name = "down" },'] * depth
+                + ['  { type = "block", name = "up" },'] * depth
+            )
+            save_text(
+                ROOT / f"ae-d{depth}{sigma_tag(sigma)}.toml", AE.format(d=depth, s=sigma, body=body)
+            )
 
 
 if __name__ == "__main__":

@@ -32,13 +32,20 @@ CHANNELS = 4096
 
 def nets() -> dict[str, tuple]:
     def conv(c: int, k: int = 3, wv: float = 2.0, bv: float = 0.0):
-        return stax.Conv(c, (k, k), padding="CIRCULAR", W_std=wv**0.5, b_std=bv**0.5 or None,
-                         parameterization="ntk")
+        return stax.Conv(
+            c,
+            (k, k),
+            padding="CIRCULAR",
+            W_std=wv**0.5,
+            b_std=bv**0.5 or None,
+            parameterization="ntk",
+        )
 
     return {
         "relu": stax.serial(conv(64), stax.Relu(), conv(64), stax.Relu(), conv(1, 1)),
-        "leaky_erf": stax.serial(conv(64, bv=0.1), stax.LeakyRelu(0.2), conv(64, wv=1.5),
-                                 stax.Erf(), conv(1, 1, wv=1.0)),
+        "leaky_erf": stax.serial(
+            conv(64, bv=0.1), stax.LeakyRelu(0.2), conv(64, wv=1.5), stax.Erf(), conv(1, 1, wv=1.0)
+        ),
         "erf": stax.serial(conv(64, wv=1.0, bv=0.05), stax.Erf(), conv(1, 3, wv=1.7)),
     }
 
@@ -51,8 +58,11 @@ def stationary(kernel: np.ndarray) -> np.ndarray:
     out = np.zeros((2 * RADIUS + 1,) * 2)
     for dy in range(-RADIUS, RADIUS + 1):
         for dx in range(-RADIUS, RADIUS + 1):
-            vals = [kernel[i, (i + dy) % SIZE, j, (j + dx) % SIZE]
-                    for i in range(SIZE) for j in range(SIZE)]
+            vals = [
+                kernel[i, (i + dy) % SIZE, j, (j + dx) % SIZE]
+                for i in range(SIZE)
+                for j in range(SIZE)
+            ]
             out[dy + RADIUS, dx + RADIUS] = np.mean(vals)
     return out
 
@@ -67,8 +77,11 @@ def main() -> None:
         k = kernel_fn(x, None, ("nngp", "ntk"))
         tables[f"{name}__nngp"] = stationary(np.asarray(k.nngp)[0, 0])
         tables[f"{name}__ntk"] = stationary(np.asarray(k.ntk)[0, 0])
-        print(name, float(tables[f"{name}__nngp"][RADIUS, RADIUS]),
-              float(tables[f"{name}__ntk"][RADIUS, RADIUS]))
+        print(
+            name,
+            float(tables[f"{name}__nngp"][RADIUS, RADIUS]),
+            float(tables[f"{name}__ntk"][RADIUS, RADIUS]),
+        )
     np.savez(args.out, **tables)
 
 

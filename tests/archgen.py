@@ -13,9 +13,12 @@ def _nonlin(rng: random.Random):
 
 
 def _conv(rng: random.Random, channels: int, **kw) -> Conv:
-    return Conv(channels, kernel_size=kw.get("k", rng.choice([1, 3])),
-                weight_var=kw.get("wv", rng.choice([1.0, 1.5, 2.0])),
-                bias_var=rng.choice([0.0, 0.1]))
+    return Conv(
+        channels,
+        kernel_size=kw.get("k", rng.choice([1, 3])),
+        weight_var=kw.get("wv", rng.choice([1.0, 1.5, 2.0])),
+        bias_var=rng.choice([0.0, 0.1]),
+    )
 
 
 def random_architecture(seed: int, channels: int = 64) -> Architecture:
@@ -33,18 +36,35 @@ def random_architecture(seed: int, channels: int = 64) -> Architecture:
         if kind == "plain":
             layers += [_nonlin(rng), _conv(rng, channels)]
         elif kind == "resample":
-            down = rng.choice([Downsample(2, "stride"), Downsample(2, "avg"),
-                               Conv(channels, 3, stride=2, weight_var=2.0)])
-            body = (_nonlin(rng), down, _conv(rng, channels, k=3), _nonlin(rng),
-                    Upsample(2, rng.choice(up_modes)), _conv(rng, channels))
+            down = rng.choice(
+                [
+                    Downsample(2, "stride"),
+                    Downsample(2, "avg"),
+                    Conv(channels, 3, stride=2, weight_var=2.0),
+                ]
+            )
+            body = (
+                _nonlin(rng),
+                down,
+                _conv(rng, channels, k=3),
+                _nonlin(rng),
+                Upsample(2, rng.choice(up_modes)),
+                _conv(rng, channels),
+            )
             layers.append(Block("resample", body))
         elif kind == "add":
             layers.append(Skip("add", (_nonlin(rng), _conv(rng, channels, k=3))))
         else:
-            layers.append(Skip("concat", (_nonlin(rng), _conv(rng, channels, k=3)),
-                               (_conv(rng, channels // 4, k=1),)))
+            layers.append(
+                Skip(
+                    "concat",
+                    (_nonlin(rng), _conv(rng, channels, k=3)),
+                    (_conv(rng, channels // 4, k=1),),
+                )
+            )
             layers.append(_conv(rng, channels))
     layers += [_nonlin(rng), Conv(1, kernel_size=1, weight_var=1.5)]
     sigma = rng.choice([0.0, 0.0, 1.0, 2.0])
-    return Architecture(InputSpec(channels=channels, sigma=sigma), tuple(layers),
-                        name=f"random-{seed}")
+    return Architecture(
+        InputSpec(channels=channels, sigma=sigma), tuple(layers), name=f"random-{seed}"
+    )

@@ -39,7 +39,8 @@ def test_no_import_cycles():
         path.append(node)
         for nxt in sorted(graph[node]):
             assert state.get(nxt) != 1, "import cycle: " + " -> ".join(
-                [*path[path.index(nxt):], nxt])
+                [*path[path.index(nxt) :], nxt]
+            )
             if nxt not in state:
                 visit(nxt)
         path.pop()
@@ -53,8 +54,14 @@ def test_no_import_cycles():
 def test_data_model_imports_no_algorithm():
     """arch/ and layers/ never import the compiler, the walkers, the GP engine or the trainer."""
     graph = _runtime_imports()
-    forbidden = ("gpdip.limit.compiler", "gpdip.finite", "gpdip.gp", "gpdip.dip",
-                 "gpdip.experiments", "gpdip.cli")
+    forbidden = (
+        "gpdip.limit.compiler",
+        "gpdip.finite",
+        "gpdip.gp",
+        "gpdip.dip",
+        "gpdip.experiments",
+        "gpdip.cli",
+    )
     for module, targets in graph.items():
         if module.startswith(("gpdip.arch", "gpdip.layers")):
             bad = [t for t in targets if t.startswith(forbidden)]
@@ -63,10 +70,15 @@ def test_data_model_imports_no_algorithm():
 
 def test_no_layer_type_dispatch_outside_the_registry():
     """Walkers call the layers' methods; only gpdip/layers knows the layer classes."""
-    pattern = re.compile(r"isinstance\(\w+,\s*\(?(Conv|ReLU|LeakyReLU|Erf|Downsample|Upsample|"
-                         r"Skip|Block|ChannelNorm)\b")
-    offenders = [str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")
-                 if "layers" not in p.parts and pattern.search(p.read_text())]
+    pattern = re.compile(
+        r"isinstance\(\w+,\s*\(?(Conv|ReLU|LeakyReLU|Erf|Downsample|Upsample|"
+        r"Skip|Block|ChannelNorm)\b"
+    )
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in PACKAGE.rglob("*.py")
+        if "layers" not in p.parts and pattern.search(p.read_text())
+    ]
     assert not offenders
 
 

@@ -15,8 +15,9 @@ def test_every_package_folder_is_listed():
     config = tomllib.loads((repo_root() / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
     root = repo_root()
-    found = {".".join(p.parent.relative_to(root).parts)
-             for p in (root / "gpdip").rglob("__init__.py")}  # nested packages too
+    found = {
+        ".".join(p.parent.relative_to(root).parts) for p in (root / "gpdip").rglob("__init__.py")
+    }  # nested packages too
     assert listed == found | {"gpdip.kernels"}
     assert config["package-dir"] == {"gpdip.kernels": "kernels"}
     assert config["package-data"]["gpdip.kernels"] == ["*.toml"]

@@ -21,11 +21,18 @@ NEEDS_SHARED_DATA = {"fig2_schemes", "table1_denoising", "table2_inpainting"}
 def run_smoke(script: Path, out: Path) -> None:
     if script.stem in NEEDS_SHARED_DATA:
         require_shared_data()
-    result = subprocess.run([sys.executable, str(script), "--smoke", "--out", str(out)],
-                            capture_output=True, text=True, timeout=600, cwd=ROOT,
-                            env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
-                                 **{k: v for k, v in os.environ.items()
-                                    if k.startswith(("PYTHON", "HOME", "GPDIP"))}})
+    result = subprocess.run(
+        [sys.executable, str(script), "--smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env={
+            "OMP_NUM_THREADS": "1",
+            "PATH": "/usr/bin:/bin",
+            **{k: v for k, v in os.environ.items() if k.startswith(("PYTHON", "HOME", "GPDIP"))},
+        },
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -54,9 +61,13 @@ def test_table_script_smoke(script, tmp_path):
 
 def test_table_script_bad_image_is_a_clear_error(tmp_path):
     script = ROOT / "scripts" / "reproduce" / "table2_inpainting.py"
-    result = subprocess.run([sys.executable, str(script), "--images", "lena", "--report",
-                             "--out", str(tmp_path)], capture_output=True, text=True,
-                            timeout=120, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(script), "--images", "lena", "--report", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert result.returncode != 0
     assert "images ['lena']: expected names from" in result.stderr
     assert "Traceback" not in result.stderr

@@ -52,6 +52,7 @@ def catalog_path(name: str) -> Path:
     if not path.is_file():
         names = catalog_names()
         hint = ", ".join(names) if names else f"none: {catalog_dir()} is missing"
-        raise GpdipError(f"architecture {name!r}: not a file and not a catalog name "
-                         f"(catalog: {hint})")
+        raise GpdipError(
+            f"architecture {name!r}: not a file and not a catalog name (catalog: {hint})"
+        )
     return path

@@ -39,8 +39,10 @@ def load_architecture(arch: str | os.PathLike[str] | Architecture) -> Architectu
     if isinstance(arch, Architecture):
         return arch
     if not isinstance(arch, (str, os.PathLike)):
-        raise GpdipError(f"architecture: expected a catalog name, a TOML path or an "
-                         f"Architecture, got {type(arch).__name__}")
+        raise GpdipError(
+            f"architecture: expected a catalog name, a TOML path or an "
+            f"Architecture, got {type(arch).__name__}"
+        )
     path = Path(arch)
     if path.suffix == ".toml" or path.exists():
         return read_architecture(path)
@@ -61,8 +63,9 @@ def read_architecture(path: str | os.PathLike[str]) -> Architecture:
     return parse_architecture(data, source=str(path), name=path.stem)
 
 
-def parse_architecture(data: dict[str, Any], source: str | None = None,
-                       name: str = "") -> Architecture:
+def parse_architecture(
+    data: dict[str, Any], source: str | None = None, name: str = ""
+) -> Architecture:
     """Build an :class:`Architecture` from the decoded TOML mapping."""
     ctx = _Context(source, data.get("blocks", {}))
     ctx.mapping(data, "", "the top level")
@@ -110,8 +113,9 @@ class _Context:
     def keys(self, table: dict[str, Any], allowed: set[str], where: str) -> None:
         for key in table:
             if key not in allowed:
-                raise self.error(where, f"unknown key {key!r}; expected one of "
-                                        f"{', '.join(sorted(allowed))}")
+                raise self.error(
+                    where, f"unknown key {key!r}; expected one of {', '.join(sorted(allowed))}"
+                )
 
     def typed(self, value: Any, where: str, cls: type, key: str) -> Any:
         """Check ``value`` against the annotated type of ``cls.key``."""
@@ -127,8 +131,11 @@ class _Context:
         try:
             obj = cls(**fields)
         except TypeError as exc:  # a required key is missing
-            missing = [f.name for f in dataclasses.fields(cls)
-                       if f.default is dataclasses.MISSING and f.name not in fields]
+            missing = [
+                f.name
+                for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.name not in fields
+            ]
             raise self.error(where, f"missing key(s) {', '.join(map(repr, missing))}") from exc
         obj.validate(f"{self.source + ': ' if self.source else ''}{where}")
         return obj
@@ -142,11 +149,13 @@ class _Context:
         self.mapping(table, where, "an inline table with a 'type'")
         kind = table.get("type")
         if kind not in LAYER_TYPES:
-            raise self.error(where, f"'type' must be one of {', '.join(LAYER_TYPES)}, "
-                                    f"got {_show(kind)}")
+            raise self.error(
+                where, f"'type' must be one of {', '.join(LAYER_TYPES)}, got {_show(kind)}"
+            )
         if len(self.nesting) > MAX_NESTING:
-            raise self.error(where, f"skips and blocks are nested more than {MAX_NESTING} "
-                             "levels deep")
+            raise self.error(
+                where, f"skips and blocks are nested more than {MAX_NESTING} levels deep"
+            )
         self.nesting.append(where)
         try:
             return LAYER_TYPES[kind].from_toml(table, self, where)
@@ -176,7 +185,7 @@ class _Context:
             known = ", ".join(sorted(self.blocks)) or "none defined"
             raise self.error(where, f"no block named {name!r} (blocks: {known})")
         if name in self.stack:
-            cycle = " -> ".join([*self.stack[self.stack.index(name):], name])
+            cycle = " -> ".join([*self.stack[self.stack.index(name) :], name])
             raise self.error(where, f"blocks refer to each other in a cycle: {cycle}")
         self.stack.append(name)
         table = self.blocks[name]
@@ -194,7 +203,13 @@ def _field_kind(cls: type, key: str) -> type:
 
 
 def _show(value: Any) -> str:
-    kind = {dict: "a table", list: "a list", str: "a string", bool: "a boolean",
-            int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
+    kind = {
+        dict: "a table",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
     text = repr(value)
     return f"{kind} {text if len(text) < 40 else text[:37] + '...'}"

@@ -60,14 +60,21 @@ class InputSpec:
 
 def validate_layers(layers: tuple[Layer, ...], where: str, depth: int = 0) -> None:
     """Validate every layer, naming its path (e.g. ``network.layers[2].branch[0]``)."""
-    check(depth <= MAX_NESTING, where, f"skips and blocks are nested more than {MAX_NESTING} "
-          "levels deep")
-    check(isinstance(layers, tuple), where,
-          f"expected a tuple of layers, got {type(layers).__name__}")
+    check(
+        depth <= MAX_NESTING,
+        where,
+        f"skips and blocks are nested more than {MAX_NESTING} levels deep",
+    )
+    check(
+        isinstance(layers, tuple), where, f"expected a tuple of layers, got {type(layers).__name__}"
+    )
     for i, layer in enumerate(layers):
         here = f"{where}[{i}]"
-        check(isinstance(layer, tuple(LAYER_TYPES.values())), here,
-              f"expected a layer ({', '.join(LAYER_TYPES)}), got {layer!r}")
+        check(
+            isinstance(layer, tuple(LAYER_TYPES.values())),
+            here,
+            f"expected a layer ({', '.join(LAYER_TYPES)}), got {layer!r}",
+        )
         layer.validate(here)
         for index, path in enumerate(layer.paths()):
             validate_layers(path, layer.path_where(here, index), depth + 1)
@@ -83,8 +90,11 @@ class Architecture:
     source: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        check(isinstance(self.input, InputSpec), self._prefix("input"),
-              f"expected InputSpec, got {self.input!r}")
+        check(
+            isinstance(self.input, InputSpec),
+            self._prefix("input"),
+            f"expected InputSpec, got {self.input!r}",
+        )
         self.input.validate(self._prefix("input"))
         where = self._prefix("network.layers")
         validate_layers(self.layers, where)
@@ -115,15 +125,17 @@ class Architecture:
                 return layer
             return layer.with_channels(max(1, round(channels * factor)))
 
-        inp = dataclasses.replace(self.input,
-                                  channels=max(1, round(self.input.channels * factor)))
-        return Architecture(inp, map_layers(self.layers, scale), name=self.name,
-                            source=self.source)
+        inp = dataclasses.replace(self.input, channels=max(1, round(self.input.channels * factor)))
+        return Architecture(inp, map_layers(self.layers, scale), name=self.name, source=self.source)
 
     def with_input(self, **changes: Any) -> Architecture:
         """A copy with input fields changed, e.g. ``arch.with_input(sigma=2.0)``."""
-        return Architecture(dataclasses.replace(self.input, **changes), self.layers,
-                            name=self.name, source=self.source)
+        return Architecture(
+            dataclasses.replace(self.input, **changes),
+            self.layers,
+            name=self.name,
+            source=self.source,
+        )
 
 
 def layer_type_name(layer: Layer) -> str:

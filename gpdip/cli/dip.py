@@ -100,12 +100,15 @@ def check_args(args: argparse.Namespace) -> None:
     check_device(getattr(args, "device", None))
     iters, burn_in = args.iters, getattr(args, "burn_in", None)
     if args.method in ("sgld", "noisy-adam") and burn_in is not None and burn_in >= iters:
-        raise GpdipError(f"argument --burn-in {burn_in}: expected fewer than --iters {iters} "
-                         f"steps, so that {args.method} keeps samples after the burn-in")
+        raise GpdipError(
+            f"argument --burn-in {burn_in}: expected fewer than --iters {iters} "
+            f"steps, so that {args.method} keeps samples after the burn-in"
+        )
     stop_iter = getattr(args, "stop_iter", None)
     if stop_iter is not None and stop_iter > iters:
-        raise GpdipError(f"argument --stop-iter {stop_iter}: expected 1 ≤ stop-iter ≤ "
-                         f"--iters {iters}")
+        raise GpdipError(
+            f"argument --stop-iter {stop_iter}: expected 1 ≤ stop-iter ≤ --iters {iters}"
+        )
 
 
 def _load_problem(args: argparse.Namespace):
@@ -118,8 +121,10 @@ def _load_problem(args: argparse.Namespace):
     mask = load_mask(args.mask, shape)[None] if args.mask else None
     truth = load_image(args.truth, grey=y.shape[0] == 1) if args.truth else None
     if truth is not None and truth.shape != y.shape:
-        raise GpdipError(f"--truth '{args.truth}' has shape {tuple(truth.shape)} (C, H, W); "
-                         f"expected {tuple(y.shape)} as the image '{args.image}'")
+        raise GpdipError(
+            f"--truth '{args.truth}' has shape {tuple(truth.shape)} (C, H, W); "
+            f"expected {tuple(y.shape)} as the image '{args.image}'"
+        )
     return y.float(), mask, None if truth is None else truth.float()
 
 
@@ -160,11 +165,23 @@ def _train_and_write(args, cfg, y, mask, truth, out: Path) -> int:
         from gpdip.dip.methods import make_image_input_network
 
         shape = (int(y.shape[1]), int(y.shape[2]))
-        net = make_image_input_network(args.arch, shape, y.shape[0], width=args.width,
-                                       generator=torch.Generator().manual_seed(args.seed))
+        net = make_image_input_network(
+            args.arch,
+            shape,
+            y.shape[0],
+            width=args.width,
+            generator=torch.Generator().manual_seed(args.seed),
+        )
         x = y[None].clone()  # only its channel count is used: the scheme's z starts at Aᵀy
-    res = fit(net, x, Problem(y, mask, truth), cfg, out_dir=out, device=args.device,
-              progress=not args.no_progress)
+    res = fit(
+        net,
+        x,
+        Problem(y, mask, truth),
+        cfg,
+        out_dir=out,
+        device=args.device,
+        progress=not args.no_progress,
+    )
     save_image(out / "final.png", res.final)
     for name in ("mean", "best", "stop"):
         if getattr(res, name) is not None:
@@ -172,8 +189,12 @@ def _train_and_write(args, cfg, y, mask, truth, out: Path) -> int:
     if res.std is not None:
         save_image(out / "std.png", res.std / max(float(res.std.max()), 1e-12))
         save_torch(out / "std.pt", res.std)
-    plot_curves({args.method: res.history}, out / "curves.png", sigma=res.sigma,
-                title=f"{args.arch} {args.method}")
+    plot_curves(
+        {args.method: res.history},
+        out / "curves.png",
+        sigma=res.sigma,
+        title=f"{args.arch} {args.method}",
+    )
     summary = {
         "method": args.method,
         "iterations": res.iterations,
@@ -184,8 +205,13 @@ def _train_and_write(args, cfg, y, mask, truth, out: Path) -> int:
         "best_psnr": res.best_psnr,
     }
     if truth is not None:
-        summary.update({f"psnr_{k}": psnr(getattr(res, k), truth)
-                        for k in ("final", "mean", "stop") if getattr(res, k) is not None})
+        summary.update(
+            {
+                f"psnr_{k}": psnr(getattr(res, k), truth)
+                for k in ("final", "mean", "stop")
+                if getattr(res, k) is not None
+            }
+        )
     save_json(out / "summary.json", summary)
     print(json.dumps(summary))
     if res.iterations < cfg.iters and res.stop_reason is None:

@@ -23,15 +23,20 @@ def register(subparsers) -> None:
     p.add_argument("image")
     p.add_argument("--mask", required=True, help="PNG or NPY; nonzero = observed")
     p.add_argument("--kernel", default="auto", help="ARCH | rbf | matern52 | auto")
-    p.add_argument("--candidates", default=None,
-                   help="comma-separated kernels for --kernel auto (default: rbf, matern52, "
-                        "unet2, conv-d2, conv-d3, conv-d3-s2, conv-d3-s6)")
-    p.add_argument("--noise", type=real(0, 1e6), default=None,
-                   help="noise variance > 0 (learned if absent)")
+    p.add_argument(
+        "--candidates",
+        default=None,
+        help="comma-separated kernels for --kernel auto (default: rbf, matern52, "
+        "unet2, conv-d2, conv-d3, conv-d3-s2, conv-d3-s6)",
+    )
+    p.add_argument(
+        "--noise", type=real(0, 1e6), default=None, help="noise variance > 0 (learned if absent)"
+    )
     p.add_argument("--lengthscale", type=real(0, 1e6), default=None, help="> 0 (pixels)")
     p.add_argument("--backend", default="auto", choices=("auto", "dense", "gpytorch", "grid"))
-    p.add_argument("--tol", type=real(0, 1, hi_open=True), default=1e-6,
-                   help="CG relative residual, in (0, 1)")
+    p.add_argument(
+        "--tol", type=real(0, 1, hi_open=True), default=1e-6, help="CG relative residual, in (0, 1)"
+    )
     p.add_argument("--out", required=True)
     p.add_argument("--std-out", default=None)
     p.add_argument("--samples", type=integer(0, MAX_SAMPLES), default=0)
@@ -72,12 +77,16 @@ def run_inpaint(args: argparse.Namespace) -> int:
     image = load_image(args.image)  # (C, H, W)
     mask = load_mask(args.mask, (int(image.shape[1]), int(image.shape[2])))
     if args.png_bits == 16 and image.shape[0] != 1:
-        raise GpdipError(f"--png-bits 16: image '{args.image}' has colour; a 16-bit PNG "
-                         "holds grey images only (use 8 or an .npy output)")
+        raise GpdipError(
+            f"--png-bits 16: image '{args.image}' has colour; a 16-bit PNG "
+            "holds grey images only (use 8 or an .npy output)"
+        )
     truth = load_image(args.truth) if args.truth else None
     if truth is not None and truth.shape != image.shape:
-        raise GpdipError(f"--truth '{args.truth}' has shape {tuple(truth.shape)} (C, H, W), "
-                         f"expected {tuple(image.shape)} as the image")
+        raise GpdipError(
+            f"--truth '{args.truth}' has shape {tuple(truth.shape)} (C, H, W), "
+            f"expected {tuple(image.shape)} as the image"
+        )
     gen = torch.Generator().manual_seed(args.seed)
     kernel = args.kernel
     if args.candidates:
@@ -85,9 +94,19 @@ def run_inpaint(args: argparse.Namespace) -> int:
             raise GpdipError("--candidates is only used with --kernel auto")
         kernel = f"auto:{args.candidates}"
     t0 = time.perf_counter()
-    post = inpaint(channels_last(image), mask, kernel, args.noise, args.lengthscale,
-                   args.backend, args.tol, n_samples=args.samples, std=args.std_out is not None,
-                   generator=gen, progress=not args.json)
+    post = inpaint(
+        channels_last(image),
+        mask,
+        kernel,
+        args.noise,
+        args.lengthscale,
+        args.backend,
+        args.tol,
+        n_samples=args.samples,
+        std=args.std_out is not None,
+        generator=gen,
+        progress=not args.json,
+    )
     mean = channels_first(post.mean)
     save_image(args.out, mean, args.png_bits)
     if args.std_out and post.std is not None:
@@ -97,8 +116,9 @@ def run_inpaint(args: argparse.Namespace) -> int:
             save_image(Path(args.samples_out) / f"sample_{i:03d}.png", channels_first(smp))
     report = _report(post.info, time.perf_counter() - t0)
     if isinstance(post.info.get("hyper"), dict) and "candidates" in post.info["hyper"]:
-        report["auto_candidates"] = {c["kernel"]: c["log_marginal_likelihood"]
-                                     for c in post.info["hyper"]["candidates"]}
+        report["auto_candidates"] = {
+            c["kernel"]: c["log_marginal_likelihood"] for c in post.info["hyper"]["candidates"]
+        }
     if truth is not None:
         report["psnr"], report["ssim"] = psnr(mean, truth), ssim(mean, truth)
     if args.json:
@@ -186,13 +206,27 @@ def run_demo(args: argparse.Namespace) -> int:
     mask = torch.rand(truth.shape, generator=gen) < 0.5
     kernel = "unet2"
     t0 = time.perf_counter()
-    post = inpaint(truth * mask, mask, kernel, backend="grid", std=True, n_samples=16,
-                   generator=gen, progress=True)
+    post = inpaint(
+        truth * mask,
+        mask,
+        kernel,
+        backend="grid",
+        std=True,
+        n_samples=16,
+        generator=gen,
+        progress=True,
+    )
     report = _report(post.info, time.perf_counter() - t0)
     report.update(kernel=kernel, psnr=psnr(post.mean, truth), ssim=ssim(post.mean, truth))
-    _figure(str(out / "demo.png"), [("input (50% observed)", truth * mask),
-                                    ("posterior mean", post.mean.clamp(0, 1)),
-                                    ("posterior std", post.std), ("truth", truth)])
+    _figure(
+        str(out / "demo.png"),
+        [
+            ("input (50% observed)", truth * mask),
+            ("posterior mean", post.mean.clamp(0, 1)),
+            ("posterior std", post.std),
+            ("truth", truth),
+        ],
+    )
     save_text(out / "demo.json", json.dumps(report, indent=1, default=float))
     print(json.dumps(report, indent=1, default=float))
     return 0

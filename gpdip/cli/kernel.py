@@ -1,7 +1,7 @@
 """``gpdip kernel``: compile an architecture (or estimate it by Monte Carlo) to a table.
 
-    gpdip kernel unet2 --size 32 --out K.npy --plot K.png --json
-    gpdip kernel conv-d3 --size 16 --dims 1 --empirical --width 256 --samples 200 --out Kmc.npy
+gpdip kernel unet2 --size 32 --out K.npy --plot K.png --json
+gpdip kernel conv-d3 --size 16 --dims 1 --empirical --width 256 --samples 200 --out Kmc.npy
 """
 
 from __future__ import annotations
@@ -23,30 +23,52 @@ _SETTABLE = {"input.sigma": "sigma", "input.variance": "variance"}
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``kernel`` sub-command."""
-    p = subparsers.add_parser("kernel", help="compile an architecture to its limiting covariance",
-                              description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "kernel",
+        help="compile an architecture to its limiting covariance",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("arch", help="catalog name (see --list) or path to a TOML file")
-    p.add_argument("--size", type=integer(1, MAX_SIZE), default=32,
-                   help="S: the table covers offsets |r| < S")
+    p.add_argument(
+        "--size", type=integer(1, MAX_SIZE), default=32, help="S: the table covers offsets |r| < S"
+    )
     p.add_argument("--dims", type=int, choices=(1, 2), default=2)
-    p.add_argument("--kind", choices=("nngp", "ntk"), default="nngp",
-                   help="nngp: the output covariance (default); ntk: the neural tangent kernel "
-                        "of the NTK parameterisation, which gradient descent follows")
+    p.add_argument(
+        "--kind",
+        choices=("nngp", "ntk"),
+        default="nngp",
+        help="nngp: the output covariance (default); ntk: the neural tangent kernel "
+        "of the NTK parameterisation, which gradient descent follows",
+    )
     p.add_argument("--out", type=Path, help="output .npy, shape (2S-1,)*dims, float64")
     p.add_argument("--plot", type=Path, help="PNG: the table and its radial profile vs an RBF")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help=f"override a value ({', '.join(_SETTABLE)})")
-    p.add_argument("--empirical", action="store_true",
-                   help="Monte Carlo estimate from sampled finite networks instead")
-    p.add_argument("--width", type=integer(1, 65536), default=256,
-                   help="widest layer of the sampled networks")
-    p.add_argument("--samples", type=integer(2, 1_000_000), default=200,
-                   help="number of sampled networks")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a value ({', '.join(_SETTABLE)})",
+    )
+    p.add_argument(
+        "--empirical",
+        action="store_true",
+        help="Monte Carlo estimate from sampled finite networks instead",
+    )
+    p.add_argument(
+        "--width", type=integer(1, 65536), default=256, help="widest layer of the sampled networks"
+    )
+    p.add_argument(
+        "--samples", type=integer(2, 1_000_000), default=200, help="number of sampled networks"
+    )
     p.add_argument("--seed", type=SEED, default=0)
-    p.add_argument("--max-entries", type=integer(1, 10**12), default=None,
-                   help="largest phase table allowed (cyclostationary kernels)")
+    p.add_argument(
+        "--max-entries",
+        type=integer(1, 10**12),
+        default=None,
+        help="largest phase table allowed (cyclostationary kernels)",
+    )
     p.set_defaults(func=run)
 
 
@@ -55,8 +77,9 @@ def _apply_sets(arch, sets: list[str]):
     for item in sets:
         key, sep, value = item.partition("=")
         if not sep or key not in _SETTABLE:
-            raise GpdipError(f"--set: expected KEY=VALUE with KEY in {', '.join(_SETTABLE)}, "
-                             f"got {item!r}")
+            raise GpdipError(
+                f"--set: expected KEY=VALUE with KEY in {', '.join(_SETTABLE)}, got {item!r}"
+            )
         try:
             number = parse_number(value)
         except ValueError:
@@ -81,8 +104,12 @@ def run(args: argparse.Namespace) -> int:
             check_writable(path, flag)
     arch = _apply_sets(load_architecture(args.arch), args.set)
     start = time.perf_counter()
-    summary: dict[str, object] = {"arch": arch.name or str(args.arch), "size": args.size,
-                                  "dims": args.dims, "kind": args.kind}
+    summary: dict[str, object] = {
+        "arch": arch.name or str(args.arch),
+        "size": args.size,
+        "dims": args.dims,
+        "kind": args.kind,
+    }
     stderr = None
     if args.empirical:
         from gpdip.finite.montecarlo import estimate_kernel, relative_error
@@ -90,21 +117,40 @@ def run(args: argparse.Namespace) -> int:
         if args.kind == "ntk":
             from gpdip.finite.empirical_ntk import estimate_ntk
 
-            est = estimate_ntk(arch, args.size, dims=args.dims, width=args.width,
-                               samples=args.samples, seed=args.seed)
+            est = estimate_ntk(
+                arch,
+                args.size,
+                dims=args.dims,
+                width=args.width,
+                samples=args.samples,
+                seed=args.seed,
+            )
         else:
-            est = estimate_kernel(arch, args.size, dims=args.dims, width=args.width,
-                                  samples=args.samples, seed=args.seed, progress=True)
+            est = estimate_kernel(
+                arch,
+                args.size,
+                dims=args.dims,
+                width=args.width,
+                samples=args.samples,
+                seed=args.seed,
+                progress=True,
+            )
         table, stderr = est.mean.numpy(), est.stderr.numpy()
-        exact = compile_kernel(arch, args.size, dims=args.dims, max_entries=args.max_entries,
-                               kind=args.kind)
-        summary.update(method="monte-carlo", width=args.width, samples=args.samples,
-                       seed=args.seed, max_stderr=float(stderr.max()),
-                       rel_error_vs_compiled=relative_error(est.mean, exact,
-                                                            min(8, args.size - 1)))
+        exact = compile_kernel(
+            arch, args.size, dims=args.dims, max_entries=args.max_entries, kind=args.kind
+        )
+        summary.update(
+            method="monte-carlo",
+            width=args.width,
+            samples=args.samples,
+            seed=args.seed,
+            max_stderr=float(stderr.max()),
+            rel_error_vs_compiled=relative_error(est.mean, exact, min(8, args.size - 1)),
+        )
     else:
-        table = compile_kernel(arch, args.size, dims=args.dims, max_entries=args.max_entries,
-                               kind=args.kind).numpy()
+        table = compile_kernel(
+            arch, args.size, dims=args.dims, max_entries=args.max_entries, kind=args.kind
+        ).numpy()
         summary.update(method="compiled")
     summary["seconds"] = round(time.perf_counter() - start, 4)
     centre = (args.size - 1,) * args.dims
@@ -117,13 +163,15 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from gpdip.io.plotting import plot_kernel
 
-        plot_kernel(table, args.plot, title=f"{summary['arch']} ({summary['method']})",
-                    stderr=stderr)
+        plot_kernel(
+            table, args.plot, title=f"{summary['arch']} ({summary['method']})", stderr=stderr
+        )
         summary["plot"] = str(args.plot)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"{summary['arch']}: {summary['method']} table of shape {table.shape} "
-              f"in {summary['seconds']} s" + (f" -> {args.out}" if args.out else ""))
+        print(
+            f"{summary['arch']}: {summary['method']} table of shape {table.shape} "
+            f"in {summary['seconds']} s" + (f" -> {args.out}" if args.out else "")
+        )
     return 0
-

@@ -53,8 +53,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         description="Exact Gaussian-process kernels and posteriors for the Deep Image Prior.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    wanted = {m for m, _ in COMMANDS.values()} if command is None else (
-        {COMMANDS[command][0]} if command in COMMANDS else set())
+    wanted = (
+        {m for m, _ in COMMANDS.values()}
+        if command is None
+        else ({COMMANDS[command][0]} if command in COMMANDS else set())
+    )
     for module in dict.fromkeys(m for m, _ in COMMANDS.values()):
         if module in wanted:
             importlib.import_module(module).register(subparsers)
@@ -63,9 +66,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             subparsers.add_parser(name, help=text)
     for sub in subparsers.choices.values():
         if "--threads" not in sub._option_string_actions:
-            sub.add_argument("--threads", type=THREADS, default=None,
-                             help="torch CPU threads (default: half the available CPUs, "
-                                  "or $OMP_NUM_THREADS)")
+            sub.add_argument(
+                "--threads",
+                type=THREADS,
+                default=None,
+                help="torch CPU threads (default: half the available CPUs, or $OMP_NUM_THREADS)",
+            )
     return parser
 
 

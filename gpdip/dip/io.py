@@ -17,8 +17,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     data only (``weights_only=True``), never code."""
     state = load_torch(path, "checkpoint")
     if not isinstance(state, dict):
-        raise GpdipError(f"checkpoint '{path}': expected a dict of run state, got "
-                         f"{type(state).__name__}; delete it to restart")
+        raise GpdipError(
+            f"checkpoint '{path}': expected a dict of run state, got "
+            f"{type(state).__name__}; delete it to restart"
+        )
     return state
 
 
@@ -54,9 +56,12 @@ class JsonlLog:
         if offset > size:
             self._f.seek(0)
             offset = self._f.read().rfind(b"\n") + 1
-            warnings.warn(f"log '{self.path}' is {size} bytes, shorter than the checkpoint's "
-                          "offset: lines after its last complete one are missing",
-                          GpdipWarning, stacklevel=2)
+            warnings.warn(
+                f"log '{self.path}' is {size} bytes, shorter than the checkpoint's "
+                "offset: lines after its last complete one are missing",
+                GpdipWarning,
+                stacklevel=2,
+            )
         self._f.truncate(offset)
         self._f.seek(offset)
 

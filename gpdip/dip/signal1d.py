@@ -53,8 +53,16 @@ def make_network_1d(
     from gpdip.finite import network  # lazy, as in make_network
 
     check_parameterization(parameterization, arch)
-    net = Signal1D(network.build_network(arch, dims=1, width=width, out_channels=out_channels,
-                                         generator=generator, parameterization=parameterization))
+    net = Signal1D(
+        network.build_network(
+            arch,
+            dims=1,
+            width=width,
+            out_channels=out_channels,
+            generator=generator,
+            parameterization=parameterization,
+        )
+    )
     annotate(net, arch_name=str(arch))
     attach_limit_prior(net, arch)
     x = network.sample_input(arch, (length,), width=width, generator=generator)
@@ -91,12 +99,24 @@ def sgld_posterior_1d(
     prob = Problem(y, mask.reshape(1, 1, -1), None)
     means, stds = [], []
     for c in range(chains):
-        cfg = DIPConfig.build(method="sgld", iters=iters, lr=lr, preconditioner="rmsprop",
-                              noise_std=(noise / scale) ** 0.5, burn_in=iters // 4, thin=5,
-                              log_every=max(1, iters // 20), seed=100 * seed + c,
-                              freeze_preconditioner=freeze_preconditioner)
-        net, x = make_network_1d(arch, signal.numel(), width=width,
-                                 generator=torch.Generator().manual_seed(1000 * seed + c))
+        cfg = DIPConfig.build(
+            method="sgld",
+            iters=iters,
+            lr=lr,
+            preconditioner="rmsprop",
+            noise_std=(noise / scale) ** 0.5,
+            burn_in=iters // 4,
+            thin=5,
+            log_every=max(1, iters // 20),
+            seed=100 * seed + c,
+            freeze_preconditioner=freeze_preconditioner,
+        )
+        net, x = make_network_1d(
+            arch,
+            signal.numel(),
+            width=width,
+            generator=torch.Generator().manual_seed(1000 * seed + c),
+        )
         res = fit(net, x, prob, cfg, device="cpu")
         assert res.mean is not None and res.std is not None
         means.append(m + scale**0.5 * res.mean.double().reshape(-1))

@@ -227,8 +227,10 @@ def fit(
     # the architecture: module tree, parameter shapes, input shape (not the initial values:
     # a resumed run takes every value from its checkpoint)
     net_fingerprint = fingerprint(
-        repr(net), {k: (tuple(v.shape), str(v.dtype)) for k, v in net.state_dict().items()},
-        tuple(net_input.shape))
+        repr(net),
+        {k: (tuple(v.shape), str(v.dtype)) for k, v in net.state_dict().items()},
+        tuple(net_input.shape),
+    )
     run = _Run(net, net_input, prob, cfg, dev)
     check_output_size(
         run.net,
@@ -249,13 +251,22 @@ def fit(
 
 def _inputs(run: _Run, prob: Problem, network: str) -> dict[str, str | None]:
     """Fingerprints of everything a resumed run must share with the checkpoint's run."""
-    return {"observed": fingerprint(prob.observed), "mask": fingerprint(prob.mask),
-            "truth": None if prob.truth is None else fingerprint(prob.truth),
-            "network": network, "config": fingerprint(run.cfg.to_dict())}
+    return {
+        "observed": fingerprint(prob.observed),
+        "mask": fingerprint(prob.mask),
+        "truth": None if prob.truth is None else fingerprint(prob.truth),
+        "network": network,
+        "config": fingerprint(run.cfg.to_dict()),
+    }
 
 
-def _train(run: _Run, out_dir: Path | None, resume: bool, progress: bool,
-           callback: Callable[[int, dict[str, Any] | None], None] | None) -> None:
+def _train(
+    run: _Run,
+    out_dir: Path | None,
+    resume: bool,
+    progress: bool,
+    callback: Callable[[int, dict[str, Any] | None], None] | None,
+) -> None:
     log = JsonlLog(out_dir / LOG if out_dir else None)
     try:
         _maybe_resume(run, out_dir, log, resume)

@@ -48,9 +48,12 @@ def _target(path: str, size: int) -> torch.Tensor:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--image", default="peppers",
-                   help="an image path (central half, area-resized), 'peppers' (the shared "
-                        f"data's {PEPPERS}) or 'house' (packaged, grayscale)")
+    p.add_argument(
+        "--image",
+        default="peppers",
+        help="an image path (central half, area-resized), 'peppers' (the shared "
+        f"data's {PEPPERS}) or 'house' (packaged, grayscale)",
+    )
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--arch", default="unet2")
     p.add_argument("--width", type=int, default=32)
@@ -83,16 +86,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _run_method(a: argparse.Namespace, method: str, truth: torch.Tensor, noisy: torch.Tensor,
-                sigma: float, out: Path) -> dict:
+def _run_method(
+    a: argparse.Namespace,
+    method: str,
+    truth: torch.Tensor,
+    noisy: torch.Tensor,
+    sigma: float,
+    out: Path,
+) -> dict:
     """Train one method (resumable under ``out/method``); its row of the table."""
     sampler = method == "sgld"
-    cfg = DIPConfig.build(lenient=True, method=method, iters=a.iters,
-                          lr=a.sgld_lr if sampler else a.sgd_lr, preconditioner="rmsprop",
-                          noise_std=sigma, burn_in=int(a.iters * a.burn_in_frac), thin=5,
-                          log_every=25, checkpoint_every=500, seed=0)
-    net, x = make_network(a.arch, (a.size, a.size), truth.shape[0], width=a.width,
-                          generator=torch.Generator().manual_seed(1))
+    cfg = DIPConfig.build(
+        lenient=True,
+        method=method,
+        iters=a.iters,
+        lr=a.sgld_lr if sampler else a.sgd_lr,
+        preconditioner="rmsprop",
+        noise_std=sigma,
+        burn_in=int(a.iters * a.burn_in_frac),
+        thin=5,
+        log_every=25,
+        checkpoint_every=500,
+        seed=0,
+    )
+    net, x = make_network(
+        a.arch,
+        (a.size, a.size),
+        truth.shape[0],
+        width=a.width,
+        generator=torch.Generator().manual_seed(1),
+    )
     r = fit(net, x, Problem(noisy, None, truth), cfg, out_dir=out / method, device="cpu")
     save_image(out / f"{method}.png", r.estimate)
     return {
@@ -109,8 +132,9 @@ def _run_method(a: argparse.Namespace, method: str, truth: torch.Tensor, noisy: 
     }
 
 
-def _report(a: argparse.Namespace, out: Path, truth: torch.Tensor, noisy: torch.Tensor,
-            sigma: float) -> None:
+def _report(
+    a: argparse.Namespace, out: Path, truth: torch.Tensor, noisy: torch.Tensor, sigma: float
+) -> None:
     """Rebuild the table, curves and results from every method's saved row and log."""
     rows, hist = [], {}
     for d in sorted(out.glob("*/row.json")):
@@ -118,8 +142,12 @@ def _report(a: argparse.Namespace, out: Path, truth: torch.Tensor, noisy: torch.
         hist[rows[-1]["method"]] = read_jsonl(d.parent / "log.jsonl")
     save_image(out / "clean.png", truth)
     save_image(out / "noisy.png", noisy)
-    plot_curves(hist, out / "curves.png", sigma=sigma,
-                title=f"{a.arch} w={a.width}, {a.size}×{a.size} denoising σ=25/255")
+    plot_curves(
+        hist,
+        out / "curves.png",
+        sigma=sigma,
+        title=f"{a.arch} w={a.width}, {a.size}×{a.size} denoising σ=25/255",
+    )
     save_json(out / "results.json", {"args": vars(a), "rows": rows, "histories": hist})
     save_text(out / "table.md", _table(rows, sigma, a))
 

@@ -121,8 +121,22 @@ def run_task(task: SweepTask, threads: int = 1) -> dict[str, Any]:
     miss = ~mask.expand_as(truth)
     f, mu = est[miss].double(), gps["gp"][miss].double()
     return {
-        **{k: getattr(task, k) for k in ("arch", "width", "seed", "size", "iters", "lr", "drop",
-                                         "image", "method", "noise_var", "lr_ref_width")},
+        **{
+            k: getattr(task, k)
+            for k in (
+                "arch",
+                "width",
+                "seed",
+                "size",
+                "iters",
+                "lr",
+                "drop",
+                "image",
+                "method",
+                "noise_var",
+                "lr_ref_width",
+            )
+        },
         "psnr_dip": psnr(est, truth),
         "psnr_gp": psnr(gps["gp"], truth),
         "psnr_rbf": psnr(gps["rbf"], truth),
@@ -135,8 +149,9 @@ def run_task(task: SweepTask, threads: int = 1) -> dict[str, Any]:
     }
 
 
-def _train(task: SweepTask, net: torch.nn.Module, x: torch.Tensor, truth: torch.Tensor,
-           mask: torch.Tensor) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+def _train(
+    task: SweepTask, net: torch.nn.Module, x: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, list[dict[str, Any]]]:
     """The DIP side of one task: (estimate, history) by the readout posterior, SGLD or Adam."""
     from gpdip.dip.config import DIPConfig
     from gpdip.dip.trainer import Problem, fit

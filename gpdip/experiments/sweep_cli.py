@@ -39,8 +39,7 @@ def _widths_by_config(rows: Sequence[dict[str, Any]], configs: list[tuple]) -> d
     """Label suffix → widths run, per configuration (one unlabelled entry if none)."""
     if not configs:
         return {"": {r["width"] for r in rows}}
-    return {f" ({config_label(c)})": {r["width"] for r in rows if _config(r) == c}
-            for c in configs}
+    return {f" ({config_label(c)})": {r["width"] for r in rows if _config(r) == c} for c in configs}
 
 
 def summarize(rows: Sequence[dict[str, Any]], out: Path, widths_requested: Sequence[int]) -> str:
@@ -76,15 +75,17 @@ def summarize(rows: Sequence[dict[str, Any]], out: Path, widths_requested: Seque
         lines.append(f"Widths not run{label}: {', '.join(map(str, missing)) or 'none'}.")
     text = "\n".join(lines) + "\n"
     if rows:
-        plot_sweep(rows, out / "sweep_psnr_vs_channels.png",
-                   group=lambda r: config_label(_config(r)))
+        plot_sweep(
+            rows, out / "sweep_psnr_vs_channels.png", group=lambda r: config_label(_config(r))
+        )
     save_text(out / "sweep_table.md", text)
     return text
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p = parser or argparse.ArgumentParser(
-        description="Channel sweep: DIP vs its GP limit on 64×64 inpainting (paper Fig. 6)")
+        description="Channel sweep: DIP vs its GP limit on 64×64 inpainting (paper Fig. 6)"
+    )
     p.add_argument("--arch", default="unet2")
     p.add_argument("--widths", type=integer(1, 4096), nargs="+", default=list(WIDTHS))
     p.add_argument("--seeds", type=integer(0, 2**31 - 1), nargs="+", default=[0, 1, 2])
@@ -104,8 +105,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         default=None,
         help="GP noise variance = the sgld/readout likelihood σ² (default: 1e-6·K(0) nugget)",
     )
-    p.add_argument("--drop", type=real(0, 1, lo_open=False, hi_open=True), default=0.5,
-                   help="probability of dropping a pixel, in [0, 1)")
+    p.add_argument(
+        "--drop",
+        type=real(0, 1, lo_open=False, hi_open=True),
+        default=0.5,
+        help="probability of dropping a pixel, in [0, 1)",
+    )
     p.add_argument("--image", default="house", help="'house' (packaged) or an image path")
     p.add_argument("--out", default="results/dip/sweep")
     p.add_argument("--executor", choices=("local", "dask"), default="local")
@@ -145,8 +150,11 @@ def sweep_inputs(args: argparse.Namespace) -> dict[str, str]:
     image = packaged_asset("house128.png") if args.image == "house" else Path(args.image)
     if not image.is_file():
         raise GpdipError(f"argument --image '{args.image}': not a file (or 'house')")
-    return {"image": file_fingerprint(image), "drop": fingerprint(args.drop),
-            f"arch {args.arch}": _arch_fingerprint(args.arch)}
+    return {
+        "image": file_fingerprint(image),
+        "drop": fingerprint(args.drop),
+        f"arch {args.arch}": _arch_fingerprint(args.arch),
+    }
 
 
 def _arch_fingerprint(arch: str) -> str:

@@ -41,9 +41,13 @@ SIGMA = 25 / 255  # Table 1's noise level
 SALT_PEPPER = 0.5  # fraction of entries hit, DOP's README setting (You et al. 2020)
 DIP_RUNS = ("sgd-avg", "sgd-input-avg", "sgld")
 GP_RUNS = ("gp-dip", "gp-rbf")
-RUN_ROWS = {"sgd-avg": ("SGD+Early", "SGD+Early+Avg"),
-            "sgd-input-avg": ("SGD+Input+Early", "SGD+Input+Early+Avg"),
-            "sgld": ("SGLD",), "gp-dip": ("GP-DIP",), "gp-rbf": ("GP-RBF",)}
+RUN_ROWS = {
+    "sgd-avg": ("SGD+Early", "SGD+Early+Avg"),
+    "sgd-input-avg": ("SGD+Input+Early", "SGD+Input+Early+Avg"),
+    "sgld": ("SGLD",),
+    "gp-dip": ("GP-DIP",),
+    "gp-rbf": ("GP-RBF",),
+}
 ALL_ROWS = (*ROWS, "GP-DIP", "GP-RBF")
 
 
@@ -81,16 +85,45 @@ CONFIGS = {
     # G frozen after burn-in, 2 of 9 denoising chains diverged at lr 0.001 (Lena, kodim02)
     # and 1 at 0.0005 (House), none of the 11 inpainting ones: inpainting is run with the
     # exact frozen-G sampler, denoising with Li et al.'s always-adapting G (stable, biased)
-    "cpu": TableConfig("cpu", 64, "unet2", 32, 2000, 6000, 2000, 5, 0.003, 0.001, 0.01, (0,),
-                       inpainting=(("sgld_freeze", True),)),
+    "cpu": TableConfig(
+        "cpu",
+        64,
+        "unet2",
+        32,
+        2000,
+        6000,
+        2000,
+        5,
+        0.003,
+        0.001,
+        0.01,
+        (0,),
+        inpainting=(("sgld_freeze", True),),
+    ),
     # the paper's Sec. 5.2 (5-level skip net, 128 channels, lr 0.01 / 0.001, 20K / 30K
     # steps, burn-in 7K / 20K, 10 runs).  Estimate, not measured (no GPU was lent): a step
     # at 512×512 is ≈ 6e11 FLOP, ≈ 30 ms on an H100, so 600 runs of 20-30K steps ≈ 4-6
     # GPU-days for both tables
-    "full": TableConfig("full", None, "skip5-nearest", 128, 20000, 20000, 7000, 10, 0.01,
-                        0.001, 0.01, tuple(range(10)),
-                        inpainting=(("sgd_lr", 0.001), ("sgd_iters", 30000),
-                                    ("sgld_iters", 30000), ("burn_in", 20000))),
+    "full": TableConfig(
+        "full",
+        None,
+        "skip5-nearest",
+        128,
+        20000,
+        20000,
+        7000,
+        10,
+        0.01,
+        0.001,
+        0.01,
+        tuple(range(10)),
+        inpainting=(
+            ("sgd_lr", 0.001),
+            ("sgd_iters", 30000),
+            ("sgld_iters", 30000),
+            ("burn_in", 20000),
+        ),
+    ),
     "smoke": TableConfig("smoke", 16, "unet2", 4, 20, 20, 5, 2, 0.003, 0.001, 0.02, (0,)),
 }
 
@@ -151,12 +184,18 @@ def run_table_task(task: TableTask, threads: int = 1) -> dict[str, Any]:
             scores, extra = _dip_scores(task, cfg, prob, folder)
         except GpdipError as exc:  # a diverged run is a result: recorded, not retried
             scores, extra = dict.fromkeys(RUN_ROWS[task.run]), {"error": str(exc)}
-    return {**asdict(task), "scores": scores, **extra, "settings": asdict(cfg),
-            "seconds": time.perf_counter() - started}
+    return {
+        **asdict(task),
+        "scores": scores,
+        **extra,
+        "settings": asdict(cfg),
+        "seconds": time.perf_counter() - started,
+    }
 
 
-def fit_scheme(cfg: TableConfig, table: str, method: str, prob: Problem, folder: Path,
-               seed: int) -> DIPResult:
+def fit_scheme(
+    cfg: TableConfig, table: str, method: str, prob: Problem, folder: Path, seed: int
+) -> DIPResult:
     """Run one DIP inference scheme of ``table`` under ``cfg`` (resuming from ``folder``):
     ``sgld`` with the sampler's settings, any other method with the SGD ones; network seed
     1000 + ``seed``.  Table jobs and Fig. 2's extra noisy-Adam curve both run through here."""
@@ -165,15 +204,22 @@ def fit_scheme(cfg: TableConfig, table: str, method: str, prob: Problem, folder:
     sigma = SIGMA if table == "denoising" else cfg.sgld_noise_std
     dip_cfg = DIPConfig.build(
         lenient=True,
-        method=method, iters=iters, lr=cfg.sgld_lr if sampler else cfg.sgd_lr,
-        preconditioner="rmsprop", noise_std=sigma, burn_in=cfg.burn_in, thin=cfg.thin,
+        method=method,
+        iters=iters,
+        lr=cfg.sgld_lr if sampler else cfg.sgd_lr,
+        preconditioner="rmsprop",
+        noise_std=sigma,
+        burn_in=cfg.burn_in,
+        thin=cfg.thin,
         freeze_preconditioner=cfg.sgld_freeze,
-        log_every=max(1, min(25, iters // 20)), checkpoint_every=max(1, iters // 10),
+        log_every=max(1, min(25, iters // 20)),
+        checkpoint_every=max(1, iters // 10),
         seed=seed,
     )
     c, h, w = prob.observed.shape
-    net, x = make_network(cfg.arch, (h, w), c, width=cfg.width,
-                          generator=torch.Generator().manual_seed(1000 + seed))
+    net, x = make_network(
+        cfg.arch, (h, w), c, width=cfg.width, generator=torch.Generator().manual_seed(1000 + seed)
+    )
     return fit(net, x, prob, dip_cfg, out_dir=folder)  # CUDA when present (full config)
 
 
@@ -184,17 +230,21 @@ def _dip_scores(task: TableTask, cfg: TableConfig, prob: Problem, folder: Path):
     if res.std is not None:
         save_torch(folder / "std.pt", res.std)
     scores: dict[str, float | None]
-    best_avg = max((h for h in res.history if "psnr_avg" in h), key=lambda h: h["psnr_avg"],
-                   default=None)  # the averaged output's best logged point (SGD runs)
+    best_avg = max(
+        (h for h in res.history if "psnr_avg" in h), key=lambda h: h["psnr_avg"], default=None
+    )  # the averaged output's best logged point (SGD runs)
     if task.run == "sgld":
         scores = {"SGLD": psnr(res.estimate, prob.truth)}
     else:
         early, avg = RUN_ROWS[task.run]
         scores = {early: res.best_psnr, avg: None if best_avg is None else best_avg["psnr_avg"]}
-    return scores, {"iters": res.iterations, "best_iter": res.best_iter,
-                    "best_avg_iter": None if best_avg is None else best_avg["iter"],
-                    "final_psnr": psnr(res.final, prob.truth),
-                    "final_mse_obs": res.history[-1]["mse_obs"] if res.history else None}
+    return scores, {
+        "iters": res.iterations,
+        "best_iter": res.best_iter,
+        "best_avg_iter": None if best_avg is None else best_avg["iter"],
+        "final_psnr": psnr(res.final, prob.truth),
+        "final_mse_obs": res.history[-1]["mse_obs"] if res.history else None,
+    }
 
 
 def _gp_scores(task: TableTask, cfg: TableConfig, prob: Problem):
@@ -211,19 +261,25 @@ def gp_mean(table: str, kernel: str, prob: Problem) -> torch.Tensor:
     from gpdip.gp import inpaint
 
     y = prob.observed.permute(1, 2, 0).double()  # (H, W, C)
-    observed = (prob.mask[0] if prob.mask is not None
-                else torch.ones(y.shape[:2], dtype=torch.bool))
+    observed = prob.mask[0] if prob.mask is not None else torch.ones(y.shape[:2], dtype=torch.bool)
     noise = SIGMA**2 if table == "denoising" else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # CG warnings are in post.info; see the row
-        post = inpaint(y[..., 0] if y.shape[-1] == 1 else y, observed, kernel, noise=noise,
-                       shared=False, tol=1e-5)
+        post = inpaint(
+            y[..., 0] if y.shape[-1] == 1 else y,
+            observed,
+            kernel,
+            noise=noise,
+            shared=False,
+            tol=1e-5,
+        )
     mean = post.mean if post.mean.dim() == 3 else post.mean[..., None]
     return mean.permute(2, 0, 1).float()
 
 
-def table_tasks(table: str, config: str, out: str | Path, runs=(*DIP_RUNS, *GP_RUNS),
-                image_names=None) -> list[TableTask]:
+def table_tasks(
+    table: str, config: str, out: str | Path, runs=(*DIP_RUNS, *GP_RUNS), image_names=None
+) -> list[TableTask]:
     """Every job of ``table`` under ``config``: image × run × seed (GP runs: each seed's
     noise/mask draw too)."""
     if config not in CONFIGS:
@@ -235,8 +291,12 @@ def table_tasks(table: str, config: str, out: str | Path, runs=(*DIP_RUNS, *GP_R
     bad = sorted(set(runs) - set(RUN_ROWS))
     if bad:
         raise GpdipError(f"runs {bad}: expected some of {', '.join(RUN_ROWS)}")
-    return [TableTask(table, im, r, s, config, str(out))
-            for im in names for r in runs for s in CONFIGS[config].seeds]
+    return [
+        TableTask(table, im, r, s, config, str(out))
+        for im in names
+        for r in runs
+        for s in CONFIGS[config].seeds
+    ]
 
 
 def task_key(d: dict[str, Any]) -> tuple:
@@ -263,22 +323,36 @@ def summarize(rows: list[dict[str, Any]], table: str, config: str) -> str:
                 scores.setdefault((name, r["image"]), []).append(v)
     names = [im for im in images(table) if any((s, im) in scores for s in ALL_ROWS)]
     complete = [im for im in names if all((s, im) in scores for s in ALL_ROWS)]
-    head = "| scheme | " + " | ".join(_short(n) for n in names) + \
-        f" | average ({len(complete)} images) | paper average |"
+    head = (
+        "| scheme | "
+        + " | ".join(_short(n) for n in names)
+        + f" | average ({len(complete)} images) | paper average |"
+    )
     lines = [_caption(table, cfg), "", head, "|---" * (len(names) + 3) + "|"]
     for s in ALL_ROWS:
         cells = [_cell(scores.get((s, im))) for im in names]
         avg = [sum(scores[(s, im)]) / len(scores[(s, im)]) for im in complete]
         mean = f"**{sum(avg) / len(avg):.2f}**" if avg else "—"
-        lines.append(f"| {s} | " + " | ".join(cells) + f" | {mean} | "
-                     f"{paper_avg.get(s, '—')} |")
-    failed = sorted({f"{r['image']} {r['run']} (seed {r['seed']})" for r in rows
-                     if r.get("error") and r["config"] == config and r["table"] == table})
-    lines.append("| *paper SGLD* | " + " | ".join(f"*{paper[im]['SGLD']:.2f}*" for im in names)
-                 + f" | | {paper_avg['SGLD']} |")
+        lines.append(f"| {s} | " + " | ".join(cells) + f" | {mean} | {paper_avg.get(s, '—')} |")
+    failed = sorted(
+        {
+            f"{r['image']} {r['run']} (seed {r['seed']})"
+            for r in rows
+            if r.get("error") and r["config"] == config and r["table"] == table
+        }
+    )
+    lines.append(
+        "| *paper SGLD* | "
+        + " | ".join(f"*{paper[im]['SGLD']:.2f}*" for im in names)
+        + f" | | {paper_avg['SGLD']} |"
+    )
     if failed:
-        lines += ["", "Diverged (no score; the image is left out of the averages): "
-                  + ", ".join(failed) + "."]
+        lines += [
+            "",
+            "Diverged (no score; the image is left out of the averages): "
+            + ", ".join(failed)
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -299,10 +373,15 @@ def _cell(values: list[float] | None) -> str:
 def _caption(table: str, cfg: TableConfig) -> str:
     where = f"{cfg.crop}×{cfg.crop} centre crops" if cfg.crop else "full images"
     sampler = "G frozen after burn-in" if cfg.sgld_freeze else "G always adapting"
-    task = ("denoising, σ = 25/255" if table == "denoising"
-            else f"inpainting, 50% Bernoulli drop (SGLD likelihood σ = {cfg.sgld_noise_std})")
-    return (f"Configuration `{cfg.name}`: {task}; {where}; `{cfg.arch}` width {cfg.width}; "
-            f"Adam lr {cfg.sgd_lr}, {cfg.sgd_iters} steps (Early = best PSNR along the run, "
-            f"an oracle); pSGLD ({sampler}) "
-            f"lr {cfg.sgld_lr}, {cfg.sgld_iters} steps, burn-in "
-            f"{cfg.burn_in}, thin {cfg.thin}; seeds {list(cfg.seeds)}.  PSNR in dB.")
+    task = (
+        "denoising, σ = 25/255"
+        if table == "denoising"
+        else f"inpainting, 50% Bernoulli drop (SGLD likelihood σ = {cfg.sgld_noise_std})"
+    )
+    return (
+        f"Configuration `{cfg.name}`: {task}; {where}; `{cfg.arch}` width {cfg.width}; "
+        f"Adam lr {cfg.sgd_lr}, {cfg.sgd_iters} steps (Early = best PSNR along the run, "
+        f"an oracle); pSGLD ({sampler}) "
+        f"lr {cfg.sgld_lr}, {cfg.sgld_iters} steps, burn-in "
+        f"{cfg.burn_in}, thin {cfg.thin}; seeds {list(cfg.seeds)}.  PSNR in dB."
+    )

@@ -25,9 +25,17 @@ PARAMETERIZATIONS = ("standard", "ntk")
 class Builder:
     """Builds the modules of a layer sequence, tracking channel counts."""
 
-    def __init__(self, dims: int, init: str, batchnorm: bool, padding: str | None,
-                 generator: torch.Generator | None, out_channels: int | None,
-                 last: Layer | None, parameterization: str = "standard") -> None:
+    def __init__(
+        self,
+        dims: int,
+        init: str,
+        batchnorm: bool,
+        padding: str | None,
+        generator: torch.Generator | None,
+        out_channels: int | None,
+        last: Layer | None,
+        parameterization: str = "standard",
+    ) -> None:
         self.dims, self.init, self.batchnorm = dims, init, batchnorm
         self.padding, self.generator = padding, generator
         self.out_channels, self.last = out_channels, last
@@ -51,12 +59,19 @@ class Builder:
             module = NTKConv(channels, out, conv, self.dims, padding_mode, self.generator)
         else:
             cls = nn.Conv1d if self.dims == 1 else nn.Conv2d
-            module = cls(channels, out, conv.kernel_size, stride=conv.stride,
-                         padding=conv.kernel_size // 2, padding_mode=padding_mode)  # type: ignore[arg-type]
+            module = cls(
+                channels,
+                out,
+                conv.kernel_size,
+                stride=conv.stride,
+                padding=conv.kernel_size // 2,
+                padding_mode=padding_mode,  # type: ignore[arg-type]
+            )
             if self.init == "limit":
                 with torch.no_grad():
-                    module.weight.normal_(0.0, math.sqrt(conv.weight_var / fan_in),
-                                          generator=self.generator)
+                    module.weight.normal_(
+                        0.0, math.sqrt(conv.weight_var / fan_in), generator=self.generator
+                    )
                     assert module.bias is not None
                     module.bias.normal_(0.0, math.sqrt(conv.bias_var), generator=self.generator)
                 _annotate(module, conv.weight_var / fan_in, conv.bias_var)
@@ -80,12 +95,20 @@ class NTKConv(nn.Module):
     predicts (Jacot et al. 2018).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, conv: Conv, dims: int,
-                 padding_mode: str, generator: torch.Generator | None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        conv: Conv,
+        dims: int,
+        padding_mode: str,
+        generator: torch.Generator | None,
+    ) -> None:
         super().__init__()
         taps = (conv.kernel_size,) * dims
-        self.weight = nn.Parameter(torch.randn((out_channels, in_channels, *taps),
-                                               generator=generator))
+        self.weight = nn.Parameter(
+            torch.randn((out_channels, in_channels, *taps), generator=generator)
+        )
         self.bias = nn.Parameter(torch.randn((out_channels,), generator=generator))
         self.weight_scale = math.sqrt(conv.weight_var / (in_channels * conv.kernel_size**dims))
         self.bias_scale = math.sqrt(conv.bias_var)
@@ -98,5 +121,6 @@ class NTKConv(nn.Module):
             mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
             x = F.pad(x, (self.pad,) * (2 * self.dims), mode=mode)
         conv = F.conv1d if self.dims == 1 else F.conv2d
-        return conv(x, self.weight * self.weight_scale, self.bias * self.bias_scale,
-                    stride=self.stride)
+        return conv(
+            x, self.weight * self.weight_scale, self.bias * self.bias_scale, stride=self.stride
+        )

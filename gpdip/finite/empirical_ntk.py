@@ -29,9 +29,16 @@ from gpdip.limit.compiler import symbolic_output
 from gpdip.limit.farfield import input_radius
 
 
-def estimate_ntk(arch: str | os.PathLike[str] | Architecture, size: int, *, dims: int = 1,
-                 width: int = 256, samples: int = 20, seed: int = 0,
-                 domain: int | None = None) -> MonteCarloEstimate:
+def estimate_ntk(
+    arch: str | os.PathLike[str] | Architecture,
+    size: int,
+    *,
+    dims: int = 1,
+    width: int = 256,
+    samples: int = 20,
+    seed: int = 0,
+    domain: int | None = None,
+) -> MonteCarloEstimate:
     """Mean and standard error of Θ̂(r) for |r_d| ≤ size − 1 over ``samples`` networks.
 
     Tables have shape (2S−1,)*dims like ``compile_kernel``.  Each network is
@@ -53,17 +60,26 @@ def estimate_ntk(arch: str | os.PathLike[str] | Architecture, size: int, *, dims
     generator = torch.Generator().manual_seed(seed)
     tables = []
     for _ in range(samples):
-        net = build_network(arch, dims=dims, width=width, out_channels=1, padding="circular",
-                            generator=generator, parameterization="ntk").double()
-        x = sample_input(arch, (n,) * dims, width=width, generator=generator, periodic=True,
-                         dtype=torch.float64)
+        net = build_network(
+            arch,
+            dims=dims,
+            width=width,
+            out_channels=1,
+            padding="circular",
+            generator=generator,
+            parameterization="ntk",
+        ).double()
+        x = sample_input(
+            arch, (n,) * dims, width=width, generator=generator, periodic=True, dtype=torch.float64
+        )
         tables.append(_network_ntk(net, x, size, period, dims))
     stack = torch.stack(tables)
     return MonteCarloEstimate(stack.mean(0), stack.std(0) / math.sqrt(samples), samples, width)
 
 
-def _network_ntk(net: torch.nn.Module, x: torch.Tensor, size: int, period: int,
-                 dims: int) -> torch.Tensor:
+def _network_ntk(
+    net: torch.nn.Module, x: torch.Tensor, size: int, period: int, dims: int
+) -> torch.Tensor:
     """Θ̂(r) of one network, averaged over anchors at every phase (t₀ ∈ {0..P−1}^dims)."""
     params: dict[str, torch.Tensor] = dict(net.named_parameters())
     n = x.shape[-1]
@@ -82,6 +98,7 @@ def _network_ntk(net: torch.nn.Module, x: torch.Tensor, size: int, period: int,
         shifts = tuple(size - 1 - a for a in anchor)
         centred = torch.roll(row.detach(), shifts=shifts, dims=tuple(range(dims)))
         total += centred[tuple(slice(0, 2 * size - 1) for _ in range(dims))].flip(
-            tuple(range(dims)))
+            tuple(range(dims))
+        )
         assert 2 * size - 1 <= n
     return total / len(anchors)

@@ -32,10 +32,20 @@ class MonteCarloEstimate:
     width: int
 
 
-def estimate_kernel(arch: str | os.PathLike[str] | Architecture, size: int, *, dims: int = 2,
-                    width: int = 256, samples: int = 100, seed: int = 0,
-                    periodic: bool = True, domain: int | None = None, border: int = 0,
-                    out_channels: int | None = None, progress: bool = False) -> MonteCarloEstimate:
+def estimate_kernel(
+    arch: str | os.PathLike[str] | Architecture,
+    size: int,
+    *,
+    dims: int = 2,
+    width: int = 256,
+    samples: int = 100,
+    seed: int = 0,
+    periodic: bool = True,
+    domain: int | None = None,
+    border: int = 0,
+    out_channels: int | None = None,
+    progress: bool = False,
+) -> MonteCarloEstimate:
     """Estimate Cov(f(t), f(t+r)) for |r_d| ≤ size−1 from ``samples`` sampled networks.
 
     Args:
@@ -68,11 +78,22 @@ def estimate_kernel(arch: str | os.PathLike[str] | Architecture, size: int, *, d
 
         steps = tqdm(steps, desc=f"Monte Carlo (width {width})", unit="net")
     for _ in steps:
-        net = build_network(arch, dims=dims, width=width, generator=generator,
-                            out_channels=out_channels or width,
-                            padding="circular" if periodic else None)
-        x = sample_input(arch, (n,) * dims, width=width, generator=generator, periodic=periodic,
-                         dtype=torch.float64)
+        net = build_network(
+            arch,
+            dims=dims,
+            width=width,
+            generator=generator,
+            out_channels=out_channels or width,
+            padding="circular" if periodic else None,
+        )
+        x = sample_input(
+            arch,
+            (n,) * dims,
+            width=width,
+            generator=generator,
+            periodic=periodic,
+            dtype=torch.float64,
+        )
         with torch.no_grad():
             y = net.double()(x)[0]  # (C_out, *spatial)
         if not periodic:

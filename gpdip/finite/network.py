@@ -30,11 +30,18 @@ from gpdip.finite.builder import INITS, PADDING_MODES, PARAMETERIZATIONS, Builde
 from gpdip.layers import base as layer_fold
 
 
-def build_network(arch: str | os.PathLike[str] | Architecture, *, dims: int = 2,
-                  width: int | None = None, out_channels: int | None = None,
-                  init: str = "limit", batchnorm: bool = False, padding: str | None = None,
-                  generator: torch.Generator | None = None,
-                  parameterization: str = "standard") -> nn.Module:
+def build_network(
+    arch: str | os.PathLike[str] | Architecture,
+    *,
+    dims: int = 2,
+    width: int | None = None,
+    out_channels: int | None = None,
+    init: str = "limit",
+    batchnorm: bool = False,
+    padding: str | None = None,
+    generator: torch.Generator | None = None,
+    parameterization: str = "standard",
+) -> nn.Module:
     """The finite network: (N, C_in, *spatial) → (N, C_out, *spatial).
 
     Args:
@@ -62,21 +69,41 @@ def build_network(arch: str | os.PathLike[str] | Architecture, *, dims: int = 2,
     if padding is not None and padding not in PADDING_MODES:
         raise GpdipError(f"padding: expected one of {', '.join(PADDING_MODES)}, got {padding!r}")
     if parameterization not in PARAMETERIZATIONS:
-        raise GpdipError(f"parameterization: expected one of {', '.join(PARAMETERIZATIONS)}, "
-                         f"got {parameterization!r}")
+        raise GpdipError(
+            f"parameterization: expected one of {', '.join(PARAMETERIZATIONS)}, "
+            f"got {parameterization!r}"
+        )
     if parameterization == "ntk" and init != "limit":
-        raise GpdipError("parameterization='ntk' draws every weight N(0, 1): it needs "
-                         f"init='limit', got init={init!r}")
-    builder = Builder(dims, init, batchnorm, padding, generator, out_channels,
-                      layer_fold.last_conv(arch.layers), parameterization)
+        raise GpdipError(
+            "parameterization='ntk' draws every weight N(0, 1): it needs "
+            f"init='limit', got init={init!r}"
+        )
+    builder = Builder(
+        dims,
+        init,
+        batchnorm,
+        padding,
+        generator,
+        out_channels,
+        layer_fold.last_conv(arch.layers),
+        parameterization,
+    )
     body, _ = builder.sequence(arch.layers, arch.input.channels)
     return body
 
 
-def sample_input(arch: str | os.PathLike[str] | Architecture, shape: tuple[int, ...], *,
-                 batch: int = 1, width: int | None = None, generator: torch.Generator | None = None,
-                 kind: str = "limit", periodic: bool = False, dtype: torch.dtype = torch.float32,
-                 device: torch.device | str | None = None) -> torch.Tensor:
+def sample_input(
+    arch: str | os.PathLike[str] | Architecture,
+    shape: tuple[int, ...],
+    *,
+    batch: int = 1,
+    width: int | None = None,
+    generator: torch.Generator | None = None,
+    kind: str = "limit",
+    periodic: bool = False,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """The random input, shape (batch, C_in, *shape).
 
     ``kind="limit"``: each channel is zero-mean Gaussian with covariance
@@ -97,8 +124,9 @@ def sample_input(arch: str | os.PathLike[str] | Architecture, shape: tuple[int, 
     if kind != "limit":
         raise GpdipError(f"kind: expected 'limit' or 'uniform', got {kind!r}")
     sigma, variance = arch.input.sigma, arch.input.variance
-    noise_shape = tuple(shape) if periodic or sigma == 0 else tuple(
-        n + math.ceil(10 * sigma) for n in shape)
+    noise_shape = (
+        tuple(shape) if periodic or sigma == 0 else tuple(n + math.ceil(10 * sigma) for n in shape)
+    )
     white = torch.randn((batch, channels, *noise_shape), generator=generator, dtype=torch.float64)
     if sigma > 0:
         white = _gaussian_filter_periodic(white, sigma, len(shape))
@@ -109,8 +137,9 @@ def sample_input(arch: str | os.PathLike[str] | Architecture, shape: tuple[int, 
 def _gaussian_filter_periodic(x: torch.Tensor, sigma: float, dims: int) -> torch.Tensor:
     """Circular filtering by the square root of K_x's spectrum (exact covariance K_x)."""
     spatial = x.shape[-dims:]
-    grids = torch.meshgrid(*[torch.fft.fftfreq(n, d=1 / n, dtype=torch.float64) for n in spatial],
-                           indexing="ij")
+    grids = torch.meshgrid(
+        *[torch.fft.fftfreq(n, d=1 / n, dtype=torch.float64) for n in spatial], indexing="ij"
+    )
     # K_x on the torus (offsets wrapped to the nearest image) and its spectrum.
     dist2 = torch.stack([g * g for g in grids]).sum(0)
     spectrum = torch.fft.fftn(torch.exp(-dist2 / (4 * sigma**2))).real.clamp_min(0)

@@ -114,7 +114,9 @@ def tchan_spectrum(table: Tensor) -> Tensor:
 
 
 def grid_preconditioner(
-    op: MaskedGridOperator, scale: float | None = None, shift: float | None = None,
+    op: MaskedGridOperator,
+    scale: float | None = None,
+    shift: float | None = None,
     full: bool = False,
 ) -> MatVec:
     """Preconditioner ``P^{-1} v = S (a C + b I)^{-1} S^T v`` for ``K_oo + s^2 I``.
@@ -145,7 +147,6 @@ def grid_preconditioner(
 
     mask = op.mask.to(base.spectrum.dtype)
     return apply
-
 
 
 #: Order of the binomial blur of the normalised-convolution fill (4: taps 1 4 6 4 1, a
@@ -182,8 +183,9 @@ def extension_preconditioner(op: MaskedGridOperator, order: int = FILL_ORDER) ->
     def apply(v: Tensor) -> Tensor:
         g = v.reshape(-1, *size)
         extended = g + fill * _blur(g, order)
-        z = torch.fft.irfftn(torch.fft.rfftn(extended, dim=dims) * inv.to(v.dtype), s=size,
-                             dim=dims)
+        z = torch.fft.irfftn(
+            torch.fft.rfftn(extended, dim=dims) * inv.to(v.dtype), s=size, dim=dims
+        )
         return (mask * (z + _blur(fill * z, order))).reshape(v.shape)
 
     return apply

@@ -81,7 +81,9 @@ def dense_from_table(table: Tensor, size: Size | None = None) -> Tensor:
     size = size or table_grid_size(table)
     table = crop_table(table, size)
     coords = grid_coordinates(size, dtype=torch.long, device=table.device)
-    diff = coords[:, None, :] - coords[None, :, :] + torch.tensor(
-        [s - 1 for s in size], device=table.device
+    diff = (
+        coords[:, None, :]
+        - coords[None, :, :]
+        + torch.tensor([s - 1 for s in size], device=table.device)
     )
     return table[tuple(diff[..., d] for d in range(len(size)))]

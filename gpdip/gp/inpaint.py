@@ -40,8 +40,9 @@ class _ExactGP(gpytorch.models.ExactGP):
         return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
 
 
-def gpytorch_posterior(kernel: TableKernel, image: Tensor, mask: Tensor, noise: float,
-                       mu: float, variance: bool = True) -> Posterior:
+def gpytorch_posterior(
+    kernel: TableKernel, image: Tensor, mask: Tensor, noise: float, mu: float, variance: bool = True
+) -> Posterior:
     """Posterior mean (and std) through GPyTorch's default ExactGP prediction path.
 
     GPyTorch uses Cholesky up to ``max_cholesky_size`` (800) training points and CG
@@ -50,10 +51,13 @@ def gpytorch_posterior(kernel: TableKernel, image: Tensor, mask: Tensor, noise: 
     (the likelihood would otherwise refuse it); ``info["noise"]`` holds the value used.
     """
     if noise < GPYTORCH_MIN_NOISE:
-        warnings.warn(f"gpytorch backend: noise {noise:.3g} is below GPyTorch's noise bound "
-                      f"{GPYTORCH_MIN_NOISE:g} (GaussianLikelihood); using {GPYTORCH_MIN_NOISE:g} "
-                      "(use backend='grid' or 'dense' for smaller noise)", GpdipWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"gpytorch backend: noise {noise:.3g} is below GPyTorch's noise bound "
+            f"{GPYTORCH_MIN_NOISE:g} (GaussianLikelihood); using {GPYTORCH_MIN_NOISE:g} "
+            "(use backend='grid' or 'dense' for smaller noise)",
+            GpdipWarning,
+            stacklevel=2,
+        )
         noise = GPYTORCH_MIN_NOISE
     x = grid_coordinates(tuple(image.shape))
     obs = mask.reshape(-1)
@@ -71,8 +75,15 @@ def gpytorch_posterior(kernel: TableKernel, image: Tensor, mask: Tensor, noise: 
     return post
 
 
-def resolve_kernel(kernel, image: Tensor, mask: Tensor, noise: float | None,
-                   lengthscale: float | None, fit: bool, progress: bool):
+def resolve_kernel(
+    kernel,
+    image: Tensor,
+    mask: Tensor,
+    noise: float | None,
+    lengthscale: float | None,
+    fit: bool,
+    progress: bool,
+):
     """Return ``(TableKernel, hyper dict)``: selected/fitted as requested."""
     if isinstance(kernel, str) and (kernel == "auto" or kernel.startswith("auto:")):
         # "auto" uses hyper.DEFAULT_CANDIDATES; "auto:rbf,unet2,conv-d3" gives the list
@@ -85,15 +96,27 @@ def resolve_kernel(kernel, image: Tensor, mask: Tensor, noise: float | None,
     k = make_kernel(kernel, lengthscale) if isinstance(kernel, str) else kernel
     if fit:
         return k, fit_hyperparameters(k, image, mask, noise, progress=progress)
-    return k, {"noise": noise if noise is not None else 1e-4,
-               "outputscale": float(k.outputscale.detach())}
+    return k, {
+        "noise": noise if noise is not None else 1e-4,
+        "outputscale": float(k.outputscale.detach()),
+    }
 
 
 def inpaint(
-    image: Tensor, mask: Tensor, kernel: str | TableKernel = "rbf", noise: float | None = None,
-    lengthscale: float | None = None, backend: str = "auto", tol: float = 1e-6,
-    n_samples: int = 0, std: bool = False, mean: str | float = "observed", fit: bool = True,
-    shared: bool = True, generator: torch.Generator | None = None, progress: bool = False,
+    image: Tensor,
+    mask: Tensor,
+    kernel: str | TableKernel = "rbf",
+    noise: float | None = None,
+    lengthscale: float | None = None,
+    backend: str = "auto",
+    tol: float = 1e-6,
+    n_samples: int = 0,
+    std: bool = False,
+    mean: str | float = "observed",
+    fit: bool = True,
+    shared: bool = True,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
 ) -> Posterior:
     """Posterior of the image given observed pixels (``mask`` True = observed).
 
@@ -121,12 +144,30 @@ def inpaint(
     if not bool(torch.isfinite(image).all()):
         raise GpdipError("image contains NaN or Inf values")
     if bool(mask.all()) and not noise:  # all observed and noise-free: nothing to infer
-        warnings.warn("mask observes every pixel: nothing to inpaint, returning the image "
-                      "(pass noise > 0 to denoise)", GpdipWarning, stacklevel=2)
+        warnings.warn(
+            "mask observes every pixel: nothing to inpaint, returning the image "
+            "(pass noise > 0 to denoise)",
+            GpdipWarning,
+            stacklevel=2,
+        )
         return Posterior(image.clone(), torch.zeros_like(image), info={"backend": "none"})
     if image.dim() == 3:
-        return _colour(image, mask, kernel, noise, lengthscale, backend, tol, n_samples, std,
-                       mean, fit, shared, generator, progress)
+        return _colour(
+            image,
+            mask,
+            kernel,
+            noise,
+            lengthscale,
+            backend,
+            tol,
+            n_samples,
+            std,
+            mean,
+            fit,
+            shared,
+            generator,
+            progress,
+        )
     t0 = time.perf_counter()
     k, hyper = resolve_kernel(kernel, image, mask, noise, lengthscale, fit, progress)
     post = _solve(k, hyper, image, mask, backend, tol, n_samples, std, mean, generator, progress)
@@ -146,12 +187,35 @@ def _solve(k, hyper, image, mask, backend, tol, n_samples, std, mean, generator,
             mu = float(image[mask].mean()) if mean == "observed" else float(mean)
             return gpytorch_posterior(k, image, mask, s2, mu)
         ns = max(n_samples, 16) if std else n_samples
-        return grid_posterior(lambda s: k.table(s), image, mask, s2, mean, ns, tol,
-                              generator=generator, progress=progress)
+        return grid_posterior(
+            lambda s: k.table(s),
+            image,
+            mask,
+            s2,
+            mean,
+            ns,
+            tol,
+            generator=generator,
+            progress=progress,
+        )
 
 
-def _colour(image, mask, kernel, noise, lengthscale, backend, tol, n_samples, std, mean, fit,
-            shared, generator, progress) -> Posterior:
+def _colour(
+    image,
+    mask,
+    kernel,
+    noise,
+    lengthscale,
+    backend,
+    tol,
+    n_samples,
+    std,
+    mean,
+    fit,
+    shared,
+    generator,
+    progress,
+) -> Posterior:
     """Independent GP per channel; hyperparameters shared (fit on the channel mean) or not.
 
     With shared hyperparameters the grid backend solves every channel (and sample) as
@@ -162,18 +226,48 @@ def _colour(image, mask, kernel, noise, lengthscale, backend, tol, n_samples, st
         t0 = time.perf_counter()
         k, hyper = resolve_kernel(kernel, image.mean(-1), mask, noise, lengthscale, fit, progress)
         if backend == "grid" or (backend == "auto" and int(mask.sum()) > DENSE_AUTO_MAX):
-            post = _solve(k, hyper, image, mask, "grid", tol, n_samples, std, mean, generator,
-                          progress)
+            post = _solve(
+                k, hyper, image, mask, "grid", tol, n_samples, std, mean, generator, progress
+            )
             post.info.update(hyper=hyper, time_s=time.perf_counter() - t0)
             return post
     outs = []
     for c in range(image.shape[-1]):
         if shared:
-            outs.append(_solve(k, hyper, image[..., c], mask, backend, tol, n_samples, std,
-                               mean, generator, progress))
+            outs.append(
+                _solve(
+                    k,
+                    hyper,
+                    image[..., c],
+                    mask,
+                    backend,
+                    tol,
+                    n_samples,
+                    std,
+                    mean,
+                    generator,
+                    progress,
+                )
+            )
         else:
-            outs.append(inpaint(image[..., c], mask, kernel, noise, lengthscale, backend, tol,
-                                n_samples, std, mean, fit, True, generator, progress))
+            outs.append(
+                inpaint(
+                    image[..., c],
+                    mask,
+                    kernel,
+                    noise,
+                    lengthscale,
+                    backend,
+                    tol,
+                    n_samples,
+                    std,
+                    mean,
+                    fit,
+                    True,
+                    generator,
+                    progress,
+                )
+            )
     post = Posterior(torch.stack([o.mean for o in outs], -1))
     if all(o.std is not None for o in outs):
         post.std = torch.stack([o.std for o in outs], -1)

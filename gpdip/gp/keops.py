@@ -45,8 +45,9 @@ def _keops_matmul(kernel: TableKernel, x1: Tensor, x2: Tensor, v: Tensor) -> Ten
     return float(scale.detach()) * (K @ v.contiguous())
 
 
-def kernel_matmul(kernel: TableKernel, x1: Tensor, x2: Tensor, v: Tensor,
-                  backend: str = "auto", chunk: int = 2048) -> Tensor:
+def kernel_matmul(
+    kernel: TableKernel, x1: Tensor, x2: Tensor, v: Tensor, backend: str = "auto", chunk: int = 2048
+) -> Tensor:
     """``K(x1, x2) @ v`` for points ``x1 (n, d)``, ``x2 (m, d)`` and ``v (m, k)``.
 
     ``backend``: ``"keops"``, ``"torch"`` (chunked dense) or ``"auto"`` (KeOps for
@@ -63,8 +64,15 @@ def kernel_matmul(kernel: TableKernel, x1: Tensor, x2: Tensor, v: Tensor,
 
 
 def scattered_posterior_mean(
-    kernel: TableKernel, x_obs: Tensor, y: Tensor, x_test: Tensor, noise: float,
-    mu: float | None = None, tol: float = 1e-6, backend: str = "auto", max_iter: int = 2000,
+    kernel: TableKernel,
+    x_obs: Tensor,
+    y: Tensor,
+    x_test: Tensor,
+    noise: float,
+    mu: float | None = None,
+    tol: float = 1e-6,
+    backend: str = "auto",
+    max_iter: int = 2000,
 ) -> tuple[Tensor, CGInfo]:
     """``m(x*) = mu + K(x*, X) (K(X, X) + s^2 I)^{-1} (y - mu)`` by CG with kernel matmuls."""
     mu = float(y.mean()) if mu is None else mu

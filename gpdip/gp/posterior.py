@@ -72,8 +72,9 @@ def _check(image: Tensor, mask: Tensor) -> None:
         raise GpdipError("image has NaN or Inf values at observed pixels")
 
 
-def _slq_mll(op: MaskedGridOperator, r: Tensor, alpha: Tensor, probes: int,
-             generator: torch.Generator | None) -> dict:
+def _slq_mll(
+    op: MaskedGridOperator, r: Tensor, alpha: Tensor, probes: int, generator: torch.Generator | None
+) -> dict:
     """``-1/2 (r^T alpha + log|A| + n log 2 pi)`` per channel row of ``r``/``alpha``
     ``(C, n)``, summed, with ``log|A|`` by SLQ (shared) and its std error."""
     from gpdip.gp.slq import slq_logdet
@@ -81,8 +82,10 @@ def _slq_mll(op: MaskedGridOperator, r: Tensor, alpha: Tensor, probes: int,
     logdet, se = slq_logdet(op.matvec, r.shape[-1], probes, generator=generator)
     const = r.shape[-1] * math.log(2 * math.pi)
     quad = float((r * alpha).sum())
-    return {"log_marginal_likelihood": -0.5 * (quad + r.shape[0] * (logdet + const)),
-            "log_marginal_likelihood_se": 0.5 * r.shape[0] * se}
+    return {
+        "log_marginal_likelihood": -0.5 * (quad + r.shape[0] * (logdet + const)),
+        "log_marginal_likelihood_se": 0.5 * r.shape[0] * se,
+    }
 
 
 def _working_dtype(precision: str, tol: float) -> torch.dtype:
@@ -94,8 +97,13 @@ def _working_dtype(precision: str, tol: float) -> torch.dtype:
 
 
 def dense_posterior(
-    table: Tensor, image: Tensor, mask: Tensor, noise: float, mean: str | float = "observed",
-    n_samples: int = 0, generator: torch.Generator | None = None,
+    table: Tensor,
+    image: Tensor,
+    mask: Tensor,
+    noise: float,
+    mean: str | float = "observed",
+    n_samples: int = 0,
+    generator: torch.Generator | None = None,
     max_bytes: int = MAX_DENSE_BYTES,
 ) -> Posterior:
     """Reference posterior by float64 Cholesky (exact mean, variance, log marginal likelihood)."""
@@ -138,10 +146,19 @@ def dense_posterior(
 
 
 def grid_posterior(
-    kernel: Tensor | TableFn, image: Tensor, mask: Tensor, noise: float,
-    mean: str | float = "observed", n_samples: int = 0, tol: float = 1e-6,
-    max_iter: int = 2000, generator: torch.Generator | None = None, progress: bool = False,
-    precision: str = "float64", logdet_probes: int = 0, precond: str = "extension",
+    kernel: Tensor | TableFn,
+    image: Tensor,
+    mask: Tensor,
+    noise: float,
+    mean: str | float = "observed",
+    n_samples: int = 0,
+    tol: float = 1e-6,
+    max_iter: int = 2000,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    precision: str = "float64",
+    logdet_probes: int = 0,
+    precond: str = "extension",
 ) -> Posterior:
     """Posterior by FFT matmuls and one batched preconditioned CG (see module doc).
 
@@ -164,8 +181,9 @@ def grid_posterior(
     table = kernel(size) if callable(kernel) else crop_table(kernel, size)
     table = table.detach().to(torch.float64)
     work = _working_dtype(precision, tol)
-    op = MaskedGridOperator(GridKernelOperator(table, work), mask,
-                            torch.tensor(noise, dtype=torch.float64))
+    op = MaskedGridOperator(
+        GridKernelOperator(table, work), mask, torch.tensor(noise, dtype=torch.float64)
+    )
     solve = _make_solver(op, precond, tol, max_iter, progress, work)
     ys = op.gather(planes.to(torch.float64))  # (C, n_obs)
     info: dict = {"backend": "grid", "preconditioner": precond, "cg_iterations": 0}
@@ -181,8 +199,7 @@ def grid_posterior(
     if n_samples:
         sampler = CirculantSampler(kernel if callable(kernel) else table, size)
         prior = sampler.sample(n_samples * len(mus), generator).to(torch.float64)
-        eps = torch.randn((prior.shape[0], ys.shape[1]), generator=generator,
-                          dtype=torch.float64)
+        eps = torch.randn((prior.shape[0], ys.shape[1]), generator=generator, dtype=torch.float64)
         rhs.append(-(op.gather(prior) + noise**0.5 * eps))
     alpha, corr, cg = solve(torch.cat(rhs))
     info["cg_iterations"] += cg.iterations
@@ -194,7 +211,7 @@ def grid_posterior(
         info.update(_slq_mll(op, ys - mu[:, None], alpha[: len(mus)], logdet_probes, generator))
     if prior is not None:
         # sample j of channel c is row c * n_samples + j (channel-major)
-        draws = (prior + corr[len(mus):]).reshape(len(mus), n_samples, *size)
+        draws = (prior + corr[len(mus) :]).reshape(len(mus), n_samples, *size)
         samples = means[:, None] + draws  # (C, n, H, W)
         std = (draws**2).mean(1).sqrt()
         post.samples = samples.movedim(0, -1) if colour else samples[0]
@@ -207,8 +224,14 @@ def _channels_last(planes: Tensor, colour: bool) -> Tensor:
     return planes.movedim(0, -1) if colour else planes[0]
 
 
-def _make_solver(op: MaskedGridOperator, precond: str, tol: float, max_iter: int,
-                 progress: bool, work: torch.dtype):
+def _make_solver(
+    op: MaskedGridOperator,
+    precond: str,
+    tol: float,
+    max_iter: int,
+    progress: bool,
+    work: torch.dtype,
+):
     """``solve(b (B, n_obs)) -> (alpha (B, n_obs), K_{:o} alpha (B, H, W), CGInfo)``.
 
     CG runs on full-grid vectors that vanish off the mask (no scatter/gather per iteration).

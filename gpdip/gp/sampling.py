@@ -101,7 +101,9 @@ class CirculantSampler:
         """``n`` independent samples, shape ``(n, *size)``."""
         dims = tuple(range(-len(self.size), 0))
         w = torch.randn(
-            (n, *self.period), generator=generator, dtype=self.sqrt_lam.dtype,
+            (n, *self.period),
+            generator=generator,
+            dtype=self.sqrt_lam.dtype,
             device=self.sqrt_lam.device,
         )
         x = torch.fft.irfftn(torch.fft.rfftn(w, dim=dims) * self.sqrt_lam, s=self.period, dim=dims)
@@ -123,8 +125,11 @@ def sample_prior(
 
 
 def sample_prior_dense(
-    table: Tensor, size: Size | None = None, n: int = 1,
-    generator: torch.Generator | None = None, jitter: float = 1e-10,
+    table: Tensor,
+    size: Size | None = None,
+    n: int = 1,
+    generator: torch.Generator | None = None,
+    jitter: float = 1e-10,
 ) -> Tensor:
     """Reference sampler for small grids: ``L w`` with ``L L^T = K + jitter max(K) I``."""
     size = size or table_grid_size(table)

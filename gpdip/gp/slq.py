@@ -49,9 +49,15 @@ def lanczos(matvec: Callable[[Tensor], Tensor], z: Tensor, steps: int) -> Tensor
     return T
 
 
-def slq_logdet(matvec: Callable[[Tensor], Tensor], n: int, probes: int = 16, steps: int = 40,
-               generator: torch.Generator | None = None, dtype=torch.float64,
-               device=None) -> tuple[float, float]:
+def slq_logdet(
+    matvec: Callable[[Tensor], Tensor],
+    n: int,
+    probes: int = 16,
+    steps: int = 40,
+    generator: torch.Generator | None = None,
+    dtype=torch.float64,
+    device=None,
+) -> tuple[float, float]:
     """Estimate ``log|A|`` of an SPD ``n x n`` operator; returns ``(estimate, std error)``."""
     z = torch.randint(0, 2, (probes, n), generator=generator, device=device).to(dtype) * 2 - 1
     T = lanczos(matvec, z, steps)
@@ -81,8 +87,14 @@ class ShiftedQuadrature:
     dense float64 in ``tests/gp/test_slq.py``.
     """
 
-    def __init__(self, matvec: Callable[[Tensor], Tensor], r: Tensor, probes: int = 8,
-                 steps: int = 60, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        matvec: Callable[[Tensor], Tensor],
+        r: Tensor,
+        probes: int = 8,
+        steps: int = 60,
+        generator: torch.Generator | None = None,
+    ):
         n = r.numel()
         z = torch.randint(0, 2, (probes, n), generator=generator).to(r.dtype) * 2 - 1
         T = lanczos(matvec, torch.cat([z, r[None]]), steps)
@@ -95,8 +107,11 @@ class ShiftedQuadrature:
     def logdet(self, lam: float) -> tuple[float, float]:
         """``(estimate, standard error)`` of ``log|K + lam I|``."""
         per_probe = self.n * (self.weight[:-1] * torch.log(self.theta[:-1] + lam)).sum(-1)
-        se = float(per_probe.std() / math.sqrt(per_probe.numel())) if per_probe.numel() > 1 \
+        se = (
+            float(per_probe.std() / math.sqrt(per_probe.numel()))
+            if per_probe.numel() > 1
             else float("nan")
+        )
         return float(per_probe.mean()), se
 
     def quadratic(self, lam: float) -> float:
@@ -106,5 +121,9 @@ class ShiftedQuadrature:
     def log_marginal_likelihood(self, scale: float, noise: float) -> float:
         """``log N(r; 0, scale K + noise I)`` with the estimates above."""
         lam = noise / scale
-        return -0.5 * (self.quadratic(lam) / scale + self.n * math.log(scale)
-                       + self.logdet(lam)[0] + self.n * math.log(2 * math.pi))
+        return -0.5 * (
+            self.quadratic(lam) / scale
+            + self.n * math.log(scale)
+            + self.logdet(lam)[0]
+            + self.n * math.log(2 * math.pi)
+        )

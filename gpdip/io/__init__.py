@@ -1,8 +1,8 @@
 """Input and output: images, masks and metrics, atomic writers, run folders, data paths.
 
-    from gpdip.io import load_image, load_mask, psnr, ssim, save_image
-    y = load_image("noisy.png")                    # (C, H, W) float64 in [0, 1]
-    mask = load_mask("mask.png", tuple(y.shape[1:]))  # (H, W) bool, non-zero = observed
+from gpdip.io import load_image, load_mask, psnr, ssim, save_image
+y = load_image("noisy.png")                    # (C, H, W) float64 in [0, 1]
+mask = load_mask("mask.png", tuple(y.shape[1:]))  # (H, W) bool, non-zero = observed
 """
 
 from gpdip.io.atomic import (

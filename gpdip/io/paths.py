@@ -46,8 +46,9 @@ def require_shared_data(subdir: str = "") -> Path:
     if path is None or not path.exists():
         import pytest
 
-        pytest.skip(f"shared data '{subdir or '.'}' not found beside the repository "
-                    "(../shared/data)")
+        pytest.skip(
+            f"shared data '{subdir or '.'}' not found beside the repository (../shared/data)"
+        )
     return path
 
 

@@ -37,5 +37,16 @@ def _registered() -> dict[str, type[Layer]]:
 
 LAYER_TYPES: dict[str, type[Layer]] = _registered()
 
-__all__ = ["LAYER_TYPES", "Block", "Conv", "Downsample", "Elementwise", "Erf", "Layer",
-           "LeakyReLU", "ReLU", "Skip", "Upsample"]
+__all__ = [
+    "LAYER_TYPES",
+    "Block",
+    "Conv",
+    "Downsample",
+    "Elementwise",
+    "Erf",
+    "Layer",
+    "LeakyReLU",
+    "ReLU",
+    "Skip",
+    "Upsample",
+]

@@ -125,8 +125,9 @@ class Layer:
         raise NotImplementedError(f"{type(self).__name__} has no finite module")
 
     # --- infinite-width limit ---------------------------------------------------------
-    def limit(self, groups: list[Group], walker: Walker, where: str,
-              need: tuple[int, ...] | None) -> list[Group]:
+    def limit(
+        self, groups: list[Group], walker: Walker, where: str, need: tuple[int, ...] | None
+    ) -> list[Group]:
         """The NNGP (and, when tracked, NTK) maps on every channel group."""
         raise NotImplementedError(f"{type(self).__name__} has no kernel map")
 
@@ -149,6 +150,7 @@ class Layer:
 
 
 # --- folds over sequences: the only walkers, each calling the layers' own rules ----------
+
 
 def walk(layers: tuple[Layer, ...]) -> Iterator[Layer]:
     """Every layer, depth first (a combinator before its paths, paths in order)."""

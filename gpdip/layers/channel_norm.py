@@ -46,11 +46,15 @@ class ChannelNorm(Layer):
     def module(self, builder: Builder, channels: int) -> tuple[nn.Module, int]:
         return ChannelNormModule(self.eps), channels
 
-    def limit(self, groups: list[Group], walker: Walker, where: str,
-              need: tuple[int, ...] | None) -> list[Group]:
+    def limit(
+        self, groups: list[Group], walker: Walker, where: str, need: tuple[int, ...] | None
+    ) -> list[Group]:
         if len(groups) != 1:
-            raise walker.fail(where, "channel_norm after a concat: put a conv first, so that "
-                              "every channel has the same law")
+            raise walker.fail(
+                where,
+                "channel_norm after a concat: put a conv first, so that "
+                "every channel has the same law",
+            )
         (group,) = groups
         if group.nngp is None:
             return groups

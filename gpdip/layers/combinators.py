@@ -68,8 +68,17 @@ class Skip(Layer):
         mode = parser.typed(table.get("mode", "add"), f"{where}.mode", cls, "mode")
         branch, branch_name = parser.path(table["branch"], f"{where}.branch")
         shortcut, short_name = parser.path(table.get("shortcut", []), f"{where}.shortcut")
-        return parser.build(cls, dict(mode=mode, branch=branch, shortcut=shortcut,
-                                      branch_name=branch_name, shortcut_name=short_name), where)
+        return parser.build(
+            cls,
+            dict(
+                mode=mode,
+                branch=branch,
+                shortcut=shortcut,
+                branch_name=branch_name,
+                shortcut_name=short_name,
+            ),
+            where,
+        )
 
     def validate(self, where: str) -> None:
         one_of(self.mode, SKIP_MODES, where, "mode")
@@ -88,16 +97,23 @@ class Skip(Layer):
         branch = sequence_channels(self.branch, channels, f"{where}.branch")
         if self.mode == "concat":
             return short + branch
-        check(short == branch, where, f"add needs equal channel counts: shortcut has "
-              f"{short}, branch has {branch}")
+        check(
+            short == branch,
+            where,
+            f"add needs equal channel counts: shortcut has {short}, branch has {branch}",
+        )
         return branch
 
     def spatial_factor(self, where: str) -> Fraction:
         short = sequence_factor(self.shortcut, f"{where}.shortcut")
         branch = sequence_factor(self.branch, f"{where}.branch")
-        check(short == branch, where, f"the two paths end on different grids: the shortcut "
-              f"changes the resolution by {_show(short)}, the branch by {_show(branch)}; no "
-              "finite network can add or concatenate them")
+        check(
+            short == branch,
+            where,
+            f"the two paths end on different grids: the shortcut "
+            f"changes the resolution by {_show(short)}, the branch by {_show(branch)}; no "
+            "finite network can add or concatenate them",
+        )
         return branch
 
     def nonlinear_depth(self) -> int:
@@ -107,8 +123,9 @@ class Skip(Layer):
         return sequence_keeps_offsets(self.branch + self.shortcut)
 
     def final_upsamples(self, where: str, keeps: bool) -> set[str]:
-        return (sequence_final_upsamples(self.shortcut, f"{where}.shortcut", keeps)
-                | sequence_final_upsamples(self.branch, f"{where}.branch", keeps))
+        return sequence_final_upsamples(
+            self.shortcut, f"{where}.shortcut", keeps
+        ) | sequence_final_upsamples(self.branch, f"{where}.branch", keeps)
 
     def module(self, builder: Builder, channels: int) -> tuple[nn.Module, int]:
         shortcut, c_short = builder.sequence(self.shortcut, channels)
@@ -122,24 +139,39 @@ class Skip(Layer):
     def far_radius(self, radius: float) -> float:
         return max(far_radius(self.branch, radius), far_radius(self.shortcut, radius))
 
-    def limit(self, groups: list[Group], walker: Walker, where: str,
-              need: tuple[int, ...] | None) -> list[Group]:
+    def limit(
+        self, groups: list[Group], walker: Walker, where: str, need: tuple[int, ...] | None
+    ) -> list[Group]:
         short = walker.run(self.shortcut, groups, f"{where}.shortcut", need)
         branch = walker.run(self.branch, groups, f"{where}.branch", need)
         if self.mode == "concat":
             return short + branch
         if len(short) != 1 or len(branch) != 1:
-            raise walker.fail(where, "add needs each path to end with one group of channels "
-                              "(end a concat path with a conv)")
+            raise walker.fail(
+                where,
+                "add needs each path to end with one group of channels "
+                "(end a concat path with a conv)",
+            )
         a, b = short[0], branch[0]
         if not (_uncorrelated(a, b) or _uncorrelated(b, a)):
-            raise walker.fail(where, "add of two correlated paths: the limit's sum rule needs "
-                              "one path to end in a conv whose weights the other path never "
-                              "uses")
+            raise walker.fail(
+                where,
+                "add of two correlated paths: the limit's sum rule needs "
+                "one path to end in a conv whose weights the other path never "
+                "uses",
+            )
         gaussian = a.gaussian and b.gaussian
-        return [Group(_sum(a.nngp, b.nngp), _sum(a.ntk, b.ntk), a.channels, gaussian,
-                      a.frontier | b.frontier if gaussian else frozenset(),
-                      a.ancestry | b.ancestry, math.lcm(a.period, b.period))]
+        return [
+            Group(
+                _sum(a.nngp, b.nngp),
+                _sum(a.ntk, b.ntk),
+                a.channels,
+                gaussian,
+                a.frontier | b.frontier if gaussian else frozenset(),
+                a.ancestry | b.ancestry,
+                math.lcm(a.period, b.period),
+            )
+        ]
 
 
 @dataclass(frozen=True)
@@ -196,8 +228,9 @@ class Block(Layer):
     def far_radius(self, radius: float) -> float:
         return far_radius(self.layers, radius)
 
-    def limit(self, groups: list[Group], walker: Walker, where: str,
-              need: tuple[int, ...] | None) -> list[Group]:
+    def limit(
+        self, groups: list[Group], walker: Walker, where: str, need: tuple[int, ...] | None
+    ) -> list[Group]:
         return walker.run(self.layers, groups, where, need)
 
 
@@ -211,9 +244,11 @@ class SkipModule(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = self.shortcut(x), self.branch(x)
         if a.shape[2:] != b.shape[2:]:
-            raise GpdipError(f"skip: shortcut gives spatial size {tuple(a.shape[2:])} but the "
-                             f"branch gives {tuple(b.shape[2:])}; the input size must be a "
-                             "multiple of the network's total downsampling")
+            raise GpdipError(
+                f"skip: shortcut gives spatial size {tuple(a.shape[2:])} but the "
+                f"branch gives {tuple(b.shape[2:])}; the input size must be a "
+                "multiple of the network's total downsampling"
+            )
         return torch.cat([a, b], dim=1) if self.mode == "concat" else a + b
 
 

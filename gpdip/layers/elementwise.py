@@ -35,13 +35,13 @@ if TYPE_CHECKING:
 class Elementwise(Layer):
     """A pointwise non-linearity φ; subclasses give E[φφ], E[φ'φ'] and the torch module."""
 
-    def expectation(self, k11: torch.Tensor, k22: torch.Tensor,
-                    k12: torch.Tensor) -> torch.Tensor:
+    def expectation(self, k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor) -> torch.Tensor:
         """E[φ(u) φ(v)] for the zero-mean Gaussian pair with these second moments."""
         raise NotImplementedError
 
-    def derivative_expectation(self, k11: torch.Tensor, k22: torch.Tensor,
-                               k12: torch.Tensor) -> torch.Tensor:
+    def derivative_expectation(
+        self, k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor
+    ) -> torch.Tensor:
         """E[φ'(u) φ'(v)] (the NTK's factor)."""
         raise NotImplementedError
 
@@ -57,17 +57,21 @@ class Elementwise(Layer):
     def module(self, builder: Builder, channels: int) -> tuple[nn.Module, int]:
         return self.torch_module(), channels
 
-    def limit(self, groups: list[Group], walker: Walker, where: str,
-              need: tuple[int, ...] | None) -> list[Group]:
+    def limit(
+        self, groups: list[Group], walker: Walker, where: str, need: tuple[int, ...] | None
+    ) -> list[Group]:
         return [self._map(group, walker, where) for group in groups]
 
     def _map(self, group: Group, walker: Walker, where: str) -> Group:
         if not group.gaussian:
-            raise walker.fail(where, f"{type(self).__name__} needs a Gaussian input in the "
-                              "limit (a conv output, or a sum, concat or resampling of conv "
-                              "outputs), but its input passes through an earlier non-linearity "
-                              "without a conv in between (e.g. an identity shortcut carrying a "
-                              "post-activation); insert a conv")
+            raise walker.fail(
+                where,
+                f"{type(self).__name__} needs a Gaussian input in the "
+                "limit (a conv output, or a sum, concat or resampling of conv "
+                "outputs), but its input passes through an earlier non-linearity "
+                "without a conv in between (e.g. an identity shortcut carrying a "
+                "post-activation); insert a conv",
+            )
         out = replace(group, gaussian=False, frontier=frozenset())
         table = group.nngp
         if table is None:
@@ -108,8 +112,11 @@ class LeakyReLU(Elementwise):
 
     def validate(self, where: str) -> None:
         nonneg_float(self.negative_slope, where, "negative_slope")
-        check(self.negative_slope <= 1, where,
-              f"'negative_slope' must be in [0, 1], got {self.negative_slope}")
+        check(
+            self.negative_slope <= 1,
+            where,
+            f"'negative_slope' must be in [0, 1], got {self.negative_slope}",
+        )
 
     def expectation(self, k11, k22, k12):
         return nonlin.leaky_relu_expectation(k11, k22, k12, self.negative_slope)

@@ -53,8 +53,11 @@ class Conv(Layer):
     def validate(self, where: str) -> None:
         positive_int(self.channels, where, "channels")
         positive_int(self.kernel_size, where, "kernel_size")
-        check(self.kernel_size % 2 == 1, where,
-              f"'kernel_size' must be odd (centred taps), got {self.kernel_size}")
+        check(
+            self.kernel_size % 2 == 1,
+            where,
+            f"'kernel_size' must be odd (centred taps), got {self.kernel_size}",
+        )
         positive_int(self.stride, where, "stride")
         nonneg_float(self.weight_var, where, "weight_var")
         nonneg_float(self.bias_var, where, "bias_var")
@@ -87,8 +90,9 @@ class Conv(Layer):
     def keeps_offsets(self) -> bool:
         return self.stride == 1
 
-    def limit(self, groups: list[Group], walker: Walker, where: str,
-              need: tuple[int, ...] | None) -> list[Group]:
+    def limit(
+        self, groups: list[Group], walker: Walker, where: str, need: tuple[int, ...] | None
+    ) -> list[Group]:
         conv_id = walker.new_id()
         ancestry = frozenset().union(*(g.ancestry for g in groups)) | {conv_id}
         period = math.lcm(*(g.period for g in groups))
@@ -100,10 +104,18 @@ class Conv(Layer):
             if walker.ntk:
                 theta = self._mix([g.ntk for g in groups], groups, weight_var, 0.0)
                 ntk = replace(theta, values=theta.values + nngp.values)
-        group = Group(nngp, ntk, float(self.channels), True, frozenset({conv_id}), ancestry,
-                      period // math.gcd(period, self.stride))
-        return [group.map_tables(lambda t: rm.decimate(t, self.stride))
-                if self.stride > 1 else group]
+        group = Group(
+            nngp,
+            ntk,
+            float(self.channels),
+            True,
+            frozenset({conv_id}),
+            ancestry,
+            period // math.gcd(period, self.stride),
+        )
+        return [
+            group.map_tables(lambda t: rm.decimate(t, self.stride)) if self.stride > 1 else group
+        ]
 
     def _mix(self, tables: list, groups: list[Group], weight_var, bias_var) -> ct.CovTable:
         """weight_var·Σ_g (c_g/c)·taps(C_g) + bias_var: the tap average of the concatenation."""

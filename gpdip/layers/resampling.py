@@ -74,11 +74,13 @@ class Downsample(Layer):
         extra = self.factor - 1 if self.mode == "avg" else 0
         return radius if math.isinf(radius) else math.floor((radius + extra) / self.factor)
 
-    def limit(self, groups: list[Group], walker: Walker, where: str,
-              need: tuple[int, ...] | None) -> list[Group]:
-        return [replace(g.map_tables(self._table), period=g.period // math.gcd(g.period,
-                                                                               self.factor))
-                for g in groups]
+    def limit(
+        self, groups: list[Group], walker: Walker, where: str, need: tuple[int, ...] | None
+    ) -> list[Group]:
+        return [
+            replace(g.map_tables(self._table), period=g.period // math.gcd(g.period, self.factor))
+            for g in groups
+        ]
 
     def _table(self, table: ct.CovTable) -> ct.CovTable:
         if self.mode == "avg":
@@ -120,17 +122,20 @@ class Upsample(Layer):
     def final_upsamples(self, where: str, keeps: bool) -> set[str]:
         return {where} if keeps and self.mode != "sinc" else set()
 
-    def limit(self, groups: list[Group], walker: Walker, where: str,
-              need: tuple[int, ...] | None) -> list[Group]:
+    def limit(
+        self, groups: list[Group], walker: Walker, where: str, need: tuple[int, ...] | None
+    ) -> list[Group]:
         return [self._map(g, walker, where, need) for g in groups]
 
-    def _map(self, group: Group, walker: Walker, where: str,
-             need: tuple[int, ...] | None) -> Group:
+    def _map(self, group: Group, walker: Walker, where: str, need: tuple[int, ...] | None) -> Group:
         if self.mode == "sinc":
             if group.period != 1:
-                raise walker.fail(where, "sinc upsampling needs a stationary input, but an "
-                                  "earlier nearest/bilinear upsampling made it cyclostationary; "
-                                  "use sinc throughout or nearest/bilinear here")
+                raise walker.fail(
+                    where,
+                    "sinc upsampling needs a stationary input, but an "
+                    "earlier nearest/bilinear upsampling made it cyclostationary; "
+                    "use sinc throughout or nearest/bilinear here",
+                )
             return group.map_tables(lambda t: rm.sinc_upsample(t, self.factor))
         coarse_period = group.period
         group = replace(group, period=group.period * self.factor)
@@ -141,13 +146,15 @@ class Upsample(Layer):
             return group
         return group.map_tables(self._table_map(group.nngp, final, walker, need))
 
-    def _table_map(self, table: ct.CovTable, final: bool, walker: Walker,
-                   need: tuple[int, ...] | None):
+    def _table_map(
+        self, table: ct.CovTable, final: bool, walker: Walker, need: tuple[int, ...] | None
+    ):
         """The exact upsampling map; on an offset list when that is cheaper (phase_tables).
 
         The same linear map serves K and Θ: the fold is decided once, from K's table."""
         sources = (rm.nearest_sources if self.mode == "nearest" else rm.bilinear_sources)(
-            self.factor)
+            self.factor
+        )
         plan = walker.plan
         if final and plan is not None and pt.worth_listing(table, self.factor, plan.want):
             fold = pt.known_fold(table, plan.near, plan.folds)
@@ -157,24 +164,29 @@ class Upsample(Layer):
             return lambda t: pt.upsample_folded(t, self.factor, sources, need, plan.folds, fold)
         return lambda t: rm.upsample(t, self.factor, sources)
 
-    def _check_size(self, period: int, need: tuple[int, ...], final: bool, walker: Walker,
-                    where: str) -> None:
+    def _check_size(
+        self, period: int, need: tuple[int, ...], final: bool, walker: Walker, where: str
+    ) -> None:
         """Refuse an upsampled phase table above ``max_entries`` (before computing it)."""
         if final:
             assert walker.plan is not None
             entries = (self.factor * period) ** len(need) * pt.offset_count(walker.plan)
         else:
             span = _SPAN[self.mode]
-            entries = math.prod(self.factor * period
-                                * (2 * self.factor * (self.needed_radius(n) - 2 * span) + 1)
-                                for n in need)
+            entries = math.prod(
+                self.factor * period * (2 * self.factor * (self.needed_radius(n) - 2 * span) + 1)
+                for n in need
+            )
         if entries > walker.max_entries:
-            raise walker.fail(where, f"compiling {walker.name!r} at this size needs a phase "
-                              f"table of {entries:,} entries (period {self.factor * period} "
-                              f"per dimension), above the limit of {walker.max_entries:,}; "
-                              f"{self.mode} upsampling makes the kernel cyclostationary and the "
-                              "compiler keeps every phase exactly. Use a smaller size, sinc "
-                              "upsampling, or raise max_entries / $GPDIP_MAX_TABLE")
+            raise walker.fail(
+                where,
+                f"compiling {walker.name!r} at this size needs a phase "
+                f"table of {entries:,} entries (period {self.factor * period} "
+                f"per dimension), above the limit of {walker.max_entries:,}; "
+                f"{self.mode} upsampling makes the kernel cyclostationary and the "
+                "compiler keeps every phase exactly. Use a smaller size, sinc "
+                "upsampling, or raise max_entries / $GPDIP_MAX_TABLE",
+            )
 
 
 class Downsampler(nn.Module):

@@ -40,10 +40,16 @@ PARAM_NAMES = ("sigma", "weight_var", "bias_var")
 KINDS = ("nngp", "ntk")
 
 
-def compile_kernel(arch: str | os.PathLike[str] | Architecture, size: int | tuple[int, ...],
-                   dims: int = 2, params: dict[str, torch.Tensor | float] | None = None,
-                   dtype: torch.dtype = torch.float64, device: torch.device | str | None = None,
-                   max_entries: int | None = None, kind: str = "nngp") -> torch.Tensor:
+def compile_kernel(
+    arch: str | os.PathLike[str] | Architecture,
+    size: int | tuple[int, ...],
+    dims: int = 2,
+    params: dict[str, torch.Tensor | float] | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+    max_entries: int | None = None,
+    kind: str = "nngp",
+) -> torch.Tensor:
     """The limiting stationary output NNGP (``kind="nngp"``) or NTK (``"ntk"``) table.
 
     Args:
@@ -64,15 +70,22 @@ def compile_kernel(arch: str | os.PathLike[str] | Architecture, size: int | tupl
     """
     if kind not in KINDS:
         raise GpdipError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
-    nngp, ntk = compile_kernels(arch, size, dims, params, dtype, device, max_entries,
-                                ntk=kind == "ntk")
+    nngp, ntk = compile_kernels(
+        arch, size, dims, params, dtype, device, max_entries, ntk=kind == "ntk"
+    )
     return ntk if kind == "ntk" else nngp
 
 
-def compile_kernels(arch: str | os.PathLike[str] | Architecture, size: int | tuple[int, ...],
-                    dims: int = 2, params: dict[str, torch.Tensor | float] | None = None,
-                    dtype: torch.dtype = torch.float64, device: torch.device | str | None = None,
-                    max_entries: int | None = None, ntk: bool = True) -> tuple[torch.Tensor, ...]:
+def compile_kernels(
+    arch: str | os.PathLike[str] | Architecture,
+    size: int | tuple[int, ...],
+    dims: int = 2,
+    params: dict[str, torch.Tensor | float] | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+    max_entries: int | None = None,
+    ntk: bool = True,
+) -> tuple[torch.Tensor, ...]:
     """(K, Θ): the NNGP and the NTK tables from one pass (Θ is None when ``ntk=False``).
 
     Same arguments and layout as :func:`compile_kernel`.
@@ -92,8 +105,15 @@ def compile_kernels(arch: str | os.PathLike[str] | Architecture, size: int | tup
     # list (phase_tables), folded by the symmetries the NNGP table shows; the NTK table
     # shares them (the same architecture's reflections) and goes through the same fold.
     plan = pt.OutputPlan(want, far, period)
-    walker = Walker(params, max_entries or DEFAULT_MAX_ENTRIES, arch.name or "architecture",
-                    _prefix(arch), ntk=ntk, final=pt.final_upsamples(arch.layers), plan=plan)
+    walker = Walker(
+        params,
+        max_entries or DEFAULT_MAX_ENTRIES,
+        arch.name or "architecture",
+        _prefix(arch),
+        ntk=ntk,
+        final=pt.final_upsamples(arch.layers),
+        plan=plan,
+    )
     # Size checks on a walk without tables, before any table is built.
     walker.run(arch.layers, [_start(arch, None, None)], "network.layers", want)
     try:
@@ -104,9 +124,11 @@ def compile_kernels(arch: str | os.PathLike[str] | Architecture, size: int | tup
     result = [pt.output_kernel(t, plan) for t in tables]
     for kind, kernel in zip(KINDS, result, strict=False):
         if not bool(torch.isfinite(kernel).all()):
-            raise GpdipError(f"{_prefix(arch)}network.layers: the output {kind.upper()} kernel "
-                             "has non-finite values (largest finite "
-                             f"{float(kernel[torch.isfinite(kernel)].abs().max()):.3g})")
+            raise GpdipError(
+                f"{_prefix(arch)}network.layers: the output {kind.upper()} kernel "
+                "has non-finite values (largest finite "
+                f"{float(kernel[torch.isfinite(kernel)].abs().max()):.3g})"
+            )
     if not math.isinf(far):
         result = [extend(k, sizes, int(far), period) for k in result]
     return (result[0], result[1] if ntk else None)  # type: ignore[return-value]
@@ -116,14 +138,24 @@ def _start(arch: Architecture, k_in: ct.CovTable | None, theta_in: ct.CovTable |
     return Group(k_in, theta_in, float(arch.input.channels), True, frozenset(), frozenset({0}))
 
 
-def _compile(arch: Architecture, walker: Walker, radius: tuple[int, ...], params: dict,
-             dtype: torch.dtype, device: torch.device | str | None) -> list[ct.CovTable]:
+def _compile(
+    arch: Architecture,
+    walker: Walker,
+    radius: tuple[int, ...],
+    params: dict,
+    dtype: torch.dtype,
+    device: torch.device | str | None,
+) -> list[ct.CovTable]:
     """The output group's tables: [K] or [K, Θ] (phase tables, perhaps on offset lists)."""
     walker.next_id = 1
     k_in = input_table(arch, radius, params, dtype, device)
     theta_in = replace(k_in, values=torch.zeros_like(k_in.values)) if walker.ntk else None
-    groups = walker.run(arch.layers, [_start(arch, k_in, theta_in)], "network.layers",
-                        walker.plan.want if walker.plan else None)
+    groups = walker.run(
+        arch.layers,
+        [_start(arch, k_in, theta_in)],
+        "network.layers",
+        walker.plan.want if walker.plan else None,
+    )
     out = _output_group(groups, _prefix(arch))
     tables = [out.nngp, out.ntk] if walker.ntk else [out.nngp]
     assert all(t is not None for t in tables)
@@ -138,17 +170,24 @@ def check_architecture(arch: Architecture) -> None:
 def symbolic_output(arch: Architecture) -> Group:
     """The output group's flags and period, from a walk without tables."""
     walker = Walker({}, DEFAULT_MAX_ENTRIES, arch.name, _prefix(arch))
-    return _output_group(walker.run(arch.layers, [_start(arch, None, None)], "network.layers"),
-                         _prefix(arch))
+    return _output_group(
+        walker.run(arch.layers, [_start(arch, None, None)], "network.layers"), _prefix(arch)
+    )
 
 
-def input_table(arch: Architecture, radius: tuple[int, ...], params: dict,
-                dtype: torch.dtype, device: torch.device | str | None) -> ct.CovTable:
+def input_table(
+    arch: Architecture,
+    radius: tuple[int, ...],
+    params: dict,
+    dtype: torch.dtype,
+    device: torch.device | str | None,
+) -> ct.CovTable:
     """K_x(r) = variance·exp(−|r|²/(4σ²)): white noise through a Gaussian filter of std σ."""
     sigma = params.get("sigma", arch.input.sigma)
     sigma = torch.as_tensor(sigma, dtype=dtype, device=device)
-    grids = torch.meshgrid(*[torch.arange(-r, r + 1, dtype=dtype, device=device)
-                             for r in radius], indexing="ij")
+    grids = torch.meshgrid(
+        *[torch.arange(-r, r + 1, dtype=dtype, device=device) for r in radius], indexing="ij"
+    )
     dist2 = torch.stack([g * g for g in grids]).sum(0)
     if float(sigma.detach()) == 0.0:
         kernel = (dist2 == 0).to(dtype)
@@ -165,8 +204,11 @@ def _sizes(size: int | tuple[int, ...], dims: int) -> tuple[int, ...]:
     if dims not in (1, 2):
         raise GpdipError(f"dims: expected 1 or 2, got {dims!r}")
     sizes = (size,) * dims if isinstance(size, int) and not isinstance(size, bool) else size
-    if (not isinstance(sizes, tuple) or len(sizes) != dims
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes)):
+    if (
+        not isinstance(sizes, tuple)
+        or len(sizes) != dims
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes)
+    ):
         raise GpdipError(f"size: expected a positive integer or a tuple of {dims}, got {size!r}")
     return sizes
 
@@ -184,9 +226,13 @@ def _check_params(params: dict | None) -> dict:
 def _output_group(groups: list[Group], prefix: str = "") -> Group:
     where = "network.layers"
     if len(groups) != 1:
-        raise GpdipError(f"{prefix}{where}: the network ends with a concat of {len(groups)} "
-                         "groups of channels; end it with a conv to get one output")
+        raise GpdipError(
+            f"{prefix}{where}: the network ends with a concat of {len(groups)} "
+            "groups of channels; end it with a conv to get one output"
+        )
     if not groups[0].gaussian:
-        raise GpdipError(f"{prefix}{where}: the network output is not Gaussian in the limit "
-                         "(it ends with a non-linearity); end it with a conv")
+        raise GpdipError(
+            f"{prefix}{where}: the network output is not Gaussian in the limit "
+            "(it ends with a non-linearity); end it with a conv"
+        )
     return groups[0]

@@ -63,9 +63,12 @@ class OffsetSet:
 
     def same(self, other: OffsetSet) -> bool:
         return self is other or (
-            self.fold == other.fold and self.centre == other.centre and self.box == other.box
+            self.fold == other.fold
+            and self.centre == other.centre
+            and self.box == other.box
             and self.offsets.shape == other.offsets.shape
-            and bool((self.offsets == other.offsets).all()))
+            and bool((self.offsets == other.offsets).all())
+        )
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ class CovTable:
     def tile(self, period: tuple[int, ...]) -> CovTable:
         """The same process described with a multiple of its period."""
         if all(p == 1 for p in self.period):  # a broadcast view: the maps only read it
-            values = self.values.expand(*period, *self.values.shape[self.dims:])
+            values = self.values.expand(*period, *self.values.shape[self.dims :])
             return replace(self, values=values, period=tuple(period))
         reps = [new // old for new, old in zip(period, self.period, strict=True)]
         values = self.values.repeat(*reps, *([1] * (self.values.dim() - self.dims)))
@@ -126,8 +129,12 @@ class CovTable:
         kept = offsets[keep]
         zero = int(keep[: self.points.zero].sum())
         points = OffsetSet(kept, self.points.fold, zero)
-        return CovTable(self.values[..., keep], self.period,
-                        tuple(int(v) for v in kept.abs().amax(dim=0)), points)
+        return CovTable(
+            self.values[..., keep],
+            self.period,
+            tuple(int(v) for v in kept.abs().amax(dim=0)),
+            points,
+        )
 
     def phase_mean(self) -> torch.Tensor:
         """The stationary kernel K(r) = mean over phases p of C[p, r]; shape (2R+1,)*dims."""
@@ -137,8 +144,7 @@ class CovTable:
 def stationary(kernel: torch.Tensor) -> CovTable:
     """Wrap a stationary table K(r) of shape (2R+1,)*dims."""
     radius = tuple((n - 1) // 2 for n in kernel.shape)
-    return CovTable(kernel.reshape((1,) * kernel.dim() + kernel.shape), (1,) * kernel.dim(),
-                    radius)
+    return CovTable(kernel.reshape((1,) * kernel.dim() + kernel.shape), (1,) * kernel.dim(), radius)
 
 
 def align(tables: list[CovTable]) -> list[CovTable]:
@@ -158,8 +164,12 @@ def align(tables: list[CovTable]) -> list[CovTable]:
     return [t.crop(radius).tile(period) for t in tables]
 
 
-def affine_mix(tables: list[CovTable], fractions: list[float],
-               scale: float | torch.Tensor, shift: float | torch.Tensor) -> CovTable:
+def affine_mix(
+    tables: list[CovTable],
+    fractions: list[float],
+    scale: float | torch.Tensor,
+    shift: float | torch.Tensor,
+) -> CovTable:
     """scale·Σ_i fraction_i·C_i + shift on aligned tables (a conv's map after its taps).
 
     Without autograd it runs in place on one new tensor (these tables are large).
@@ -190,8 +200,9 @@ def at_points(table: CovTable, points: OffsetSet) -> CovTable:
         return table
     if points.fold != "half" and not _symmetric_stationary(table, points.fold):
         raise FoldMismatchError("a joining table lacks the symmetry of the offset list")
-    index = tuple((points.offsets[:, d] + table.radius[d]).to(table.values.device)
-                  for d in range(table.dims))
+    index = tuple(
+        (points.offsets[:, d] + table.radius[d]).to(table.values.device) for d in range(table.dims)
+    )
     key: tuple = (Ellipsis, *index)
     values = table.values[key]
     radius = tuple(int(v) for v in points.offsets.abs().amax(dim=0))
@@ -202,7 +213,7 @@ def _symmetric_stationary(table: CovTable, fold: str) -> bool:
     """Whether a box table is stationary and even per dimension (and transposable)."""
     if any(p != 1 for p in table.period):
         return False
-    kernel = table.values.detach().reshape(table.values.shape[table.dims:])
+    kernel = table.values.detach().reshape(table.values.shape[table.dims :])
     tol = SYMMETRY_TOL * float(kernel.abs().max())
     ok = all(float((kernel - kernel.flip(d)).abs().max()) <= tol for d in range(table.dims))
     if ok and fold == "octant":
@@ -236,10 +247,10 @@ def conv_taps(table: CovTable, kernel_size: int) -> CovTable:
         for shift, count in enumerate(counts):
             if count and shift:  # total[p] += C[(p + shift) mod P], as two slices (no roll copy)
                 alpha = count / kernel_size
-                total.narrow(d, 0, period - shift).add_(values.narrow(d, shift, period - shift),
-                                                        alpha=alpha)
-                total.narrow(d, period - shift, shift).add_(values.narrow(d, 0, shift),
-                                                            alpha=alpha)
+                total.narrow(d, 0, period - shift).add_(
+                    values.narrow(d, shift, period - shift), alpha=alpha
+                )
+                total.narrow(d, period - shift, shift).add_(values.narrow(d, 0, shift), alpha=alpha)
         values = total
     return replace(table, values=values)
 
@@ -273,16 +284,19 @@ def to_box(table: CovTable) -> CovTable:
     if points.fold == "half":
         swap = offs[..., 0] < 0
         offs = torch.where(swap.unsqueeze(-1), -offs, offs)
-        flat_phase = torch.where(_spread(swap, dims, range(dims, 2 * dims)),
-                                 _phase_index([ph[1] for ph in phase], table.period),
-                                 _phase_index([ph[0] for ph in phase], table.period))
+        flat_phase = torch.where(
+            _spread(swap, dims, range(dims, 2 * dims)),
+            _phase_index([ph[1] for ph in phase], table.period),
+            _phase_index([ph[0] for ph in phase], table.period),
+        )
     elif points.fold == "octant":
         swap = offs[..., 0] < offs[..., 1]
         offs = torch.where(swap.unsqueeze(-1), offs.flip(-1), offs)
-        flat_phase = torch.where(_spread(swap, dims, range(dims, 2 * dims)),
-                                 _phase_index([ph[0] for ph in phase], table.period,
-                                              reverse=True),
-                                 _phase_index([ph[0] for ph in phase], table.period))
+        flat_phase = torch.where(
+            _spread(swap, dims, range(dims, 2 * dims)),
+            _phase_index([ph[0] for ph in phase], table.period, reverse=True),
+            _phase_index([ph[0] for ph in phase], table.period),
+        )
     else:
         flat_phase = _phase_index([ph[0] for ph in phase], table.period)
     # Position of each offset in the list, through a dense lookup box.
@@ -305,8 +319,9 @@ def _spread(small: torch.Tensor, dims: int, axes: range) -> torch.Tensor:
     return small.reshape(shape)
 
 
-def _phase_index(phase: list[torch.Tensor], period: tuple[int, ...],
-                 reverse: bool = False) -> torch.Tensor:
+def _phase_index(
+    phase: list[torch.Tensor], period: tuple[int, ...], reverse: bool = False
+) -> torch.Tensor:
     """Flat phase index Σ_d phase_d·stride_d, broadcast over the table's axes.
 
     ``phase[d]`` has shape (P_d, 2R_d+1) over (phase d, offset d); with
@@ -317,7 +332,7 @@ def _phase_index(phase: list[torch.Tensor], period: tuple[int, ...],
     flat = None
     for d in range(dims):
         target = dims - 1 - d if reverse else d
-        stride = math.prod(period[target + 1:])
+        stride = math.prod(period[target + 1 :])
         part = _spread(phase[d], dims, range(d, 2 * dims, dims)) * stride
         flat = part if flat is None else flat + part
     assert flat is not None

@@ -56,8 +56,9 @@ def relu_expectation(k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor) ->
     return torch.where(norm > 0, norm * arccos_j1(rho) / (2 * math.pi), torch.zeros_like(norm))
 
 
-def leaky_relu_expectation(k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor,
-                           negative_slope: float) -> torch.Tensor:
+def leaky_relu_expectation(
+    k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor, negative_slope: float
+) -> torch.Tensor:
     """E[φ(u)φ(v)] for φ(x) = max(x, 0) + a·min(x, 0): (1 − a)²·E[relu relu] + a·k12.
 
     From φ(x) = (1 − a)·relu(x) + a·x and E[u relu(v)] = k12/2 (the pair is
@@ -82,6 +83,7 @@ def erf_expectation(k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor) -> 
 
 # --- derivative expectations: the NTK's factor E[φ'(u) φ'(v)] ------------------------------
 
+
 def _angle(k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor) -> torch.Tensor:
     """θ = arccos(k12/√(k11 k22)), with a zero gradient where |cos θ| = 1 exactly.
 
@@ -92,18 +94,21 @@ def _angle(k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor) -> torch.Ten
     rho = torch.clamp(k12 / torch.where(norm > 0, norm, torch.ones_like(norm)), -1.0, 1.0)
     edge = rho.abs() >= 1.0
     theta = torch.arccos(torch.where(edge, torch.zeros_like(rho), rho))
-    return torch.where(edge, torch.where(rho > 0, torch.zeros_like(rho),
-                                         torch.full_like(rho, math.pi)), theta)
+    return torch.where(
+        edge, torch.where(rho > 0, torch.zeros_like(rho), torch.full_like(rho, math.pi)), theta
+    )
 
 
-def relu_derivative_expectation(k11: torch.Tensor, k22: torch.Tensor,
-                                k12: torch.Tensor) -> torch.Tensor:
+def relu_derivative_expectation(
+    k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor
+) -> torch.Tensor:
     """E[1(u > 0) 1(v > 0)] = (π − θ)/(2π) (Cho & Saul 2009, degree 0)."""
     return (math.pi - _angle(k11, k22, k12)) / (2 * math.pi)
 
 
-def leaky_relu_derivative_expectation(k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor,
-                                      negative_slope: float) -> torch.Tensor:
+def leaky_relu_derivative_expectation(
+    k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor, negative_slope: float
+) -> torch.Tensor:
     """E[φ'(u)φ'(v)] for φ' = a + (1 − a)·1(x > 0): a² + a(1 − a) + (1 − a)²·(π − θ)/(2π).
 
     The cross terms are a(1 − a)·(P(u > 0) + P(v > 0)) = a(1 − a).
@@ -112,8 +117,9 @@ def leaky_relu_derivative_expectation(k11: torch.Tensor, k22: torch.Tensor, k12:
     return a * a + a * (1 - a) + (1 - a) ** 2 * relu_derivative_expectation(k11, k22, k12)
 
 
-def erf_derivative_expectation(k11: torch.Tensor, k22: torch.Tensor,
-                               k12: torch.Tensor) -> torch.Tensor:
+def erf_derivative_expectation(
+    k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor
+) -> torch.Tensor:
     """E[erf'(u) erf'(v)] = (4/π)·((1 + 2k11)(1 + 2k22) − 4k12²)^(−1/2).
 
     erf'(x) = (2/√π)·exp(−x²), and E[exp(−u² − v²)] = det(I + 2Σ)^(−1/2).
@@ -125,17 +131,19 @@ def erf_derivative_expectation(k11: torch.Tensor, k22: torch.Tensor,
 # Independent references by quadrature (numpy / scipy, float64).
 # ----------------------------------------------------------------------------
 
+
 def _legendre_half_lines(n: int, half_width: float = 12.0) -> tuple[np.ndarray, np.ndarray]:
     """Gauss–Legendre nodes on [-L, 0] ∪ [0, L] for standard-normal integrals with a kink at 0."""
     x, w = np.polynomial.legendre.leggauss(n)
     pos = (x + 1) * half_width / 2
     nodes = np.concatenate([-pos, pos])
     weights = np.concatenate([w, w]) * half_width / 2
-    return nodes, weights * np.exp(-nodes**2 / 2) / math.sqrt(2 * math.pi)
+    return nodes, weights * np.exp(-(nodes**2) / 2) / math.sqrt(2 * math.pi)
 
 
-def piecewise_linear_quadrature(k11: float, k22: float, k12: float, negative_slope: float,
-                                n: int = 200) -> float:
+def piecewise_linear_quadrature(
+    k11: float, k22: float, k12: float, negative_slope: float, n: int = 200
+) -> float:
     """E[φ(u)φ(v)] for leaky ReLU (slope 0 = ReLU) by quadrature.
 
     u = √k11·z, and given z, v ~ N(m, s²) with m = k12/√k11·z and
@@ -151,8 +159,9 @@ def piecewise_linear_quadrature(k11: float, k22: float, k12: float, negative_slo
     m = k12 / math.sqrt(k11) * z
     s = math.sqrt(max(k22 - k12**2 / k11, 0.0))
     if s > 0:
-        inner = m + (1 - a) * (s * np.exp(-(m / s) ** 2 / 2) / math.sqrt(2 * math.pi)
-                               - m * special.ndtr(-m / s))
+        inner = m + (1 - a) * (
+            s * np.exp(-((m / s) ** 2) / 2) / math.sqrt(2 * math.pi) - m * special.ndtr(-m / s)
+        )
     else:
         inner = np.where(m > 0, m, a * m)
     phi_u = np.where(u > 0, u, a * u)
@@ -179,8 +188,9 @@ def erf_quadrature(k11: float, k22: float, k12: float, n: int = 120) -> float:
     return gauss_hermite_pair(special.erf, k11, k22, k12, n)
 
 
-def piecewise_linear_derivative_quadrature(k11: float, k22: float, k12: float,
-                                           negative_slope: float, n: int = 200) -> float:
+def piecewise_linear_derivative_quadrature(
+    k11: float, k22: float, k12: float, negative_slope: float, n: int = 200
+) -> float:
     """E[φ'(u)φ'(v)] for leaky ReLU (slope 0 = ReLU) by quadrature.
 
     φ'(x) = a + (1 − a)·1(x > 0); given u = √k11·z, v ~ N(m, s²) as in
@@ -198,5 +208,4 @@ def piecewise_linear_derivative_quadrature(k11: float, k22: float, k12: float,
 
 def erf_derivative_quadrature(k11: float, k22: float, k12: float, n: int = 120) -> float:
     """E[erf'(u) erf'(v)] by Gauss–Hermite, erf'(x) = (2/√π)·exp(−x²)."""
-    return gauss_hermite_pair(lambda t: 2 / math.sqrt(math.pi) * np.exp(-t * t),
-                              k11, k22, k12, n)
+    return gauss_hermite_pair(lambda t: 2 / math.sqrt(math.pi) * np.exp(-t * t), k11, k22, k12, n)

@@ -95,7 +95,10 @@ Fold = tuple[str, tuple[int, ...]]  # (fold name, reflection centres)
 
 
 def upsample_final(
-    table: ct.CovTable, factor: int, sources: ct.Sources, plan: OutputPlan,
+    table: ct.CovTable,
+    factor: int,
+    sources: ct.Sources,
+    plan: OutputPlan,
     fold_of: Fold | None = None,
 ) -> ct.CovTable:
     """The last upsampling's table on the output's offset list (see the module docstring).

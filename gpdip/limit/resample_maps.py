@@ -15,8 +15,13 @@ import torch
 from gpdip.limit.covtable import CovTable, Sources, _grid, stationary, to_box
 
 
-def _regather(table: CovTable, d: int, new_period: int, new_radius: int,
-              terms: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> CovTable:
+def _regather(
+    table: CovTable,
+    d: int,
+    new_period: int,
+    new_radius: int,
+    terms: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+) -> CovTable:
     """Re-index dimension d: out[p, r] = Σ_terms w[p, r] · C[phase[p, r], off[p, r]].
 
     ``terms`` holds (phase index, offset index, weight) arrays of shape
@@ -73,8 +78,13 @@ def decimate(table: CovTable, factor: int) -> CovTable:
         q, r = _grid(new_period, new_radius, table.values.device)
         phase = (factor * q) % period + 0 * r
         off = factor * r + radius + 0 * q
-        table = _regather(table, d, new_period, new_radius,
-                          [(phase, off, torch.ones(phase.shape, dtype=torch.float64))])
+        table = _regather(
+            table,
+            d,
+            new_period,
+            new_radius,
+            [(phase, off, torch.ones(phase.shape, dtype=torch.float64))],
+        )
     return table
 
 
@@ -93,8 +103,9 @@ def box_average(table: CovTable, width: int) -> CovTable:
             for i2 in range(width):
                 phase = (p + i) % period + 0 * r
                 off = r + i2 - i + radius + 0 * p
-                terms.append((phase, off, torch.full(phase.shape, 1 / width**2,
-                                                     dtype=torch.float64)))
+                terms.append(
+                    (phase, off, torch.full(phase.shape, 1 / width**2, dtype=torch.float64))
+                )
         table = _regather(table, d, period, new_radius, terms)
     return table
 
@@ -120,8 +131,9 @@ def bilinear_sources(factor: int) -> Sources:
     return sources
 
 
-def upsample(table: CovTable, factor: int, sources: Sources,
-             offsets: list[torch.Tensor] | None = None) -> CovTable:
+def upsample(
+    table: CovTable, factor: int, sources: Sources, offsets: list[torch.Tensor] | None = None
+) -> CovTable:
     """Upsampling by a phase-dependent linear map: y(τs + f) = Σ_k a_{f,k} x(s + δ_k).
 
     C_y[t, t + r] = Σ_{k,k'} a_{f,k} a_{f',k'} C_x[(s + δ_k) mod P, s' + δ_k' − s − δ_k]
@@ -149,8 +161,9 @@ def _span(factor: int, sources: Sources) -> int:
     return max(abs(shift) for f in range(factor) for shift, _ in sources(f))
 
 
-def upsample_terms(period: int, radius: int, factor: int, sources: Sources,
-                   r: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def upsample_terms(
+    period: int, radius: int, factor: int, sources: Sources, r: torch.Tensor
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(coarse phase, coarse offset index, weight) per term, each of shape (τ·P, len(r)).
 
     The terms of :func:`upsample` in one dimension for the fine offsets ``r``
@@ -158,14 +171,16 @@ def upsample_terms(period: int, radius: int, factor: int, sources: Sources,
     """
     src = [sources(f) for f in range(factor)]
     if int(r.abs().max()) > factor * (radius - 2 * _span(factor, sources)):
-        raise ValueError(f"fine offsets up to {int(r.abs().max())} need a coarse radius "
-                         f"above {radius}")
+        raise ValueError(
+            f"fine offsets up to {int(r.abs().max())} need a coarse radius above {radius}"
+        )
     t, _ = _grid(factor * period, 0, r.device)
     s, f = torch.div(t, factor, rounding_mode="floor"), t % factor
     s2, f2 = torch.div(t + r, factor, rounding_mode="floor"), (t + r) % factor
     shift = torch.tensor([[sh for sh, _ in row] for row in src], device=r.device)
-    weight = torch.tensor([[w for _, w in row] for row in src], dtype=torch.float64,
-                          device=r.device)
+    weight = torch.tensor(
+        [[w for _, w in row] for row in src], dtype=torch.float64, device=r.device
+    )
     terms = []
     for k in range(len(src[0])):
         for k2 in range(len(src[0])):
@@ -186,7 +201,7 @@ def sinc_upsample(table: CovTable, factor: int) -> CovTable:
     small with a margin of offsets (``SINC_MARGIN``).
     """
     table = to_box(table)
-    values = table.values.reshape(table.values.shape[table.dims:])
+    values = table.values.reshape(table.values.shape[table.dims :])
     floor = values[(0,) * table.dims]
     values = values - floor
     radius = list(table.radius)

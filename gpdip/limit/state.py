@@ -43,16 +43,26 @@ class Group:
 
     def map_tables(self, fn: Callable[[CovTable], CovTable]) -> Group:
         """Apply one linear map to both tables (resampling, cropping)."""
-        return replace(self, nngp=None if self.nngp is None else fn(self.nngp),
-                       ntk=None if self.ntk is None else fn(self.ntk))
+        return replace(
+            self,
+            nngp=None if self.nngp is None else fn(self.nngp),
+            ntk=None if self.ntk is None else fn(self.ntk),
+        )
 
 
 class Walker:
     """Applies the layers' maps; holds the parameter overrides and the size limit."""
 
-    def __init__(self, params: dict, max_entries: int, name: str, prefix: str = "",
-                 ntk: bool = False, final: frozenset[str] = frozenset(),
-                 plan: OutputPlan | None = None) -> None:
+    def __init__(
+        self,
+        params: dict,
+        max_entries: int,
+        name: str,
+        prefix: str = "",
+        ntk: bool = False,
+        final: frozenset[str] = frozenset(),
+        plan: OutputPlan | None = None,
+    ) -> None:
         self.params = params
         self.max_entries = max_entries
         self.name = name
@@ -75,8 +85,13 @@ class Walker:
         """A conv hyperparameter, or its override from ``compile_kernel(params=...)``."""
         return self.params.get(name, default)
 
-    def run(self, layers: tuple[Layer, ...], groups: list[Group], where: str,
-            want: tuple[int, ...] | None = None) -> list[Group]:
+    def run(
+        self,
+        layers: tuple[Layer, ...],
+        groups: list[Group],
+        where: str,
+        want: tuple[int, ...] | None = None,
+    ) -> list[Group]:
         """Apply ``layers``; ``want`` is the radius needed after the last one.
 
         After each layer the tables are cropped to the radius the remaining
@@ -86,7 +101,7 @@ class Walker:
         """
         for i, layer in enumerate(layers):
             here = f"{where}[{i}]"
-            need = None if want is None else tuple(needed_radius(layers[i + 1:], r) for r in want)
+            need = None if want is None else tuple(needed_radius(layers[i + 1 :], r) for r in want)
             groups = layer.limit(groups, self, here, need)
             if need is not None:
                 groups = [g.map_tables(_cropper(need)) for g in groups]
@@ -107,13 +122,15 @@ class Walker:
                     continue
                 diagonal = table.diagonal()
                 if not bool(torch.isfinite(diagonal).all()):
-                    raise self.fail(where, f"the {kind} kernel becomes non-finite at this "
-                                    f"{layer.type_name} layer (largest variance before it: "
-                                    f"{self.largest_variance:.3g}, beyond float64's range "
-                                    "once squared or summed); lower weight_var, bias_var or "
-                                    "the input variance")
-                self.largest_variance = max(self.largest_variance,
-                                            _largest_finite(diagonal))
+                    raise self.fail(
+                        where,
+                        f"the {kind} kernel becomes non-finite at this "
+                        f"{layer.type_name} layer (largest variance before it: "
+                        f"{self.largest_variance:.3g}, beyond float64's range "
+                        "once squared or summed); lower weight_var, bias_var or "
+                        "the input variance",
+                    )
+                self.largest_variance = max(self.largest_variance, _largest_finite(diagonal))
 
 
 def _cropper(need: tuple[int, ...]) -> Callable[[CovTable], CovTable]:

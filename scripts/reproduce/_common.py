@@ -29,8 +29,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--smoke", action="store_true", help="tiny configuration for CI")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None,
-                   help="output folder (default results/NAME)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default results/NAME)")
     return p
 
 
@@ -42,8 +41,13 @@ def output_dir(name: str, args: argparse.Namespace) -> Path:
 
 def git_revision() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=False, cwd=repo_root())
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=repo_root(),
+        )
         return out.stdout.strip() or "unknown"
     except OSError:
         return "unknown"
@@ -55,9 +59,12 @@ def provenance(args: argparse.Namespace, started: float) -> dict[str, Any]:
         "seed": args.seed,
         "smoke": bool(args.smoke),
         "git": git_revision(),
-        "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                    "processor": platform.processor() or platform.machine(),
-                    "threads": torch.get_num_threads()},
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "processor": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+        },
         "seconds": round(time.time() - started, 1),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }

@@ -39,8 +39,9 @@ def _run(table: str, name: str, description: str) -> None:
     p.add_argument("--config", choices=sorted(CONFIGS), default="cpu")
     p.add_argument("--smoke", action="store_true", help="= --config smoke, 2 images (CI)")
     p.add_argument("--images", nargs="+", default=None, help="a subset (file stems)")
-    p.add_argument("--runs", nargs="+", default=[*DIP_RUNS, *GP_RUNS],
-                   choices=[*DIP_RUNS, *GP_RUNS])
+    p.add_argument(
+        "--runs", nargs="+", default=[*DIP_RUNS, *GP_RUNS], choices=[*DIP_RUNS, *GP_RUNS]
+    )
     p.add_argument("--jobs", type=integer(1, 256), default=2)
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--dask-address", default=None)
@@ -63,10 +64,19 @@ def _run_locked(table: str, args: argparse.Namespace, folder: Path, started: flo
         tasks = [t for t in tasks if t.image in {tasks[0].image, tasks[-1].image}]
     done = {task_key(r) for r in read_jsonl(results)}
     todo = [] if args.report else [t for t in tasks if task_key(vars(t)) not in done]
-    print(f"{len(tasks) - len(todo)} of {len(tasks)} jobs already done; running {len(todo)}",
-          flush=True)
-    execute(todo, results, args.executor, args.jobs, args.dask_address,
-            run=run_table_task, describe=describe)
+    print(
+        f"{len(tasks) - len(todo)} of {len(tasks)} jobs already done; running {len(todo)}",
+        flush=True,
+    )
+    execute(
+        todo,
+        results,
+        args.executor,
+        args.jobs,
+        args.dask_address,
+        run=run_table_task,
+        describe=describe,
+    )
     text = summarize(read_jsonl(results), table, args.config)
     save_text(folder / "table.md", text)
     save_json(folder / "provenance.json", provenance(args, started))

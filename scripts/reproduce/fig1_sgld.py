@@ -39,11 +39,24 @@ CURVES = (25, 50)  # the two noise levels of panels (a, b)
 def run(method: str, prob: Problem, sigma: float, args, folder: Path):
     sampler = method == "sgld"
     cfg = DIPConfig.build(
-        lenient=True, method=method, iters=args.iters, lr=args.sgld_lr if sampler else 0.003,
-        preconditioner="rmsprop", noise_std=sigma, burn_in=args.iters // 3, thin=5,
-        log_every=max(1, args.iters // 100), checkpoint_every=max(1, args.iters // 10))
-    net, x = make_network("unet2", tuple(prob.observed.shape[1:]), prob.observed.shape[0],
-                          width=args.width, generator=torch.Generator().manual_seed(1))
+        lenient=True,
+        method=method,
+        iters=args.iters,
+        lr=args.sgld_lr if sampler else 0.003,
+        preconditioner="rmsprop",
+        noise_std=sigma,
+        burn_in=args.iters // 3,
+        thin=5,
+        log_every=max(1, args.iters // 100),
+        checkpoint_every=max(1, args.iters // 10),
+    )
+    net, x = make_network(
+        "unet2",
+        tuple(prob.observed.shape[1:]),
+        prob.observed.shape[0],
+        width=args.width,
+        generator=torch.Generator().manual_seed(1),
+    )
     return fit(net, x, prob, cfg, out_dir=folder, device="cpu")
 
 
@@ -61,7 +74,7 @@ def inpainting_problem(smoke: bool) -> tuple[Problem, str]:
     img = resize(load_image(packaged_asset("house128.png")).float(), 16 if smoke else 64)
     mask = torch.ones_like(img, dtype=torch.bool)
     side = img.shape[-1]
-    mask[:, side // 3: side // 2, side // 3: 2 * side // 3] = False
+    mask[:, side // 3 : side // 2, side // 3 : 2 * side // 3] = False
     return Problem(img * mask, mask, img), "house (square hole)"
 
 
@@ -84,27 +97,46 @@ def main() -> None:
         noisy = add_noise(clean, s / 255, torch.Generator().manual_seed(s))
         for method in ("sgd", "sgld"):
             try:
-                res = run(method, Problem(noisy, None, clean), s / 255, args,
-                          folder / "runs" / f"{method}-s{s}")
+                res = run(
+                    method,
+                    Problem(noisy, None, clean),
+                    s / 255,
+                    args,
+                    folder / "runs" / f"{method}-s{s}",
+                )
             except GpdipError as exc:  # a diverged chain is reported, not hidden
                 rows.append({"method": method, "sigma": s / 255, "error": str(exc)})
                 print(exc, flush=True)
                 continue
             hist[(method, s)] = res.history
-            tail = sorted(h["mse_obs"] for h in res.history[-max(1, len(res.history) // 10):])
-            rows.append({"method": method, "sigma": s / 255, "sigma2": (s / 255) ** 2,
-                         # median over the last 10% of the run: robust to Adam's spikes
-                         "final_mse_obs": tail[len(tail) // 2],
-                         "last_mse_obs": res.history[-1]["mse_obs"],
-                         "estimate_psnr": psnr(res.estimate, clean),
-                         "best_psnr": res.best_psnr, "seconds": res.seconds})
+            tail = sorted(h["mse_obs"] for h in res.history[-max(1, len(res.history) // 10) :])
+            rows.append(
+                {
+                    "method": method,
+                    "sigma": s / 255,
+                    "sigma2": (s / 255) ** 2,
+                    # median over the last 10% of the run: robust to Adam's spikes
+                    "final_mse_obs": tail[len(tail) // 2],
+                    "last_mse_obs": res.history[-1]["mse_obs"],
+                    "estimate_psnr": psnr(res.estimate, clean),
+                    "best_psnr": res.best_psnr,
+                    "seconds": res.seconds,
+                }
+            )
     prob, name = inpainting_problem(args.smoke)
     inp = run("sgld", prob, 0.02, args, folder / "runs" / "inpaint-sgld")
     assert inp.mean is not None and inp.std is not None and prob.truth is not None
-    rows.append({"method": "sgld-inpaint", "image": name, "shape": list(prob.truth.shape),
-                 "mean_psnr": psnr(inp.mean, prob.truth), "seconds": inp.seconds,
-                 "std_missing": float(inp.std.mean(0)[~prob.mask[0]].mean()),
-                 "std_observed": float(inp.std.mean(0)[prob.mask[0]].mean())})
+    rows.append(
+        {
+            "method": "sgld-inpaint",
+            "image": name,
+            "shape": list(prob.truth.shape),
+            "mean_psnr": psnr(inp.mean, prob.truth),
+            "seconds": inp.seconds,
+            "std_missing": float(inp.std.mean(0)[~prob.mask[0]].mean()),
+            "std_observed": float(inp.std.mean(0)[prob.mask[0]].mean()),
+        }
+    )
     plot(folder, hist, rows, prob, inp)
     finish(folder, args, started, {"rows": rows, "width": args.width, "iters": args.iters})
 
@@ -120,20 +152,23 @@ def plot(folder: Path, hist, rows, prob: Problem, inp) -> None:
     for k, s in enumerate(CURVES):
         for method, style in (("sgd", "r-"), ("sgld", "b-")):
             h = hist.get((method, s), [])
-            ax[k].semilogy([r["iter"] for r in h], [r["mse_obs"] for r in h], style, lw=1,
-                           label=method.upper())
+            ax[k].semilogy(
+                [r["iter"] for r in h], [r["mse_obs"] for r in h], style, lw=1, label=method.upper()
+            )
         ax[k].axhline((s / 255) ** 2, color="k", ls=":", label="σ²")
         ax[k].set(title=f"({'ab'[k]}) MSE vs noisy, σ = {s}/255", xlabel="iteration")
         ax[k].legend(fontsize=7)
     for method, style in (("sgd", "ro-"), ("sgld", "bs-")):
-        pts = [(r["sigma2"], r["final_mse_obs"]) for r in rows
-               if r["method"] == method and "error" not in r]
+        pts = [
+            (r["sigma2"], r["final_mse_obs"])
+            for r in rows
+            if r["method"] == method and "error" not in r
+        ]
         if pts:
             ax[2].loglog(*zip(*pts, strict=True), style, label=method.upper())
     s2 = [(s / 255) ** 2 for s in SIGMAS]
     ax[2].loglog(s2, s2, "k:", label="MSE = σ²")
-    ax[2].set(title="(c) final MSE vs σ²", xlabel="σ²",
-              ylabel="MSE vs noisy (median, last 10%)")
+    ax[2].set(title="(c) final MSE vs σ²", xlabel="σ²", ylabel="MSE vs noisy (median, last 10%)")
     ax[2].legend(fontsize=7)
     ax[2].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # no overlapping labels
     show = lambda t: t.permute(1, 2, 0).clamp(0, 1).squeeze(-1).numpy()  # noqa: E731

@@ -54,8 +54,9 @@ def main() -> None:
     table_out = RESULTS / "table1" / args.config if not args.smoke else folder / "table1"
     runs = {}
     for run in ("sgd-avg", "sgd-input-avg", "sgld"):
-        row = run_table_task(TableTask("denoising", args.image, run, 0, args.config,
-                                       str(table_out)))
+        row = run_table_task(
+            TableTask("denoising", args.image, run, 0, args.config, str(table_out))
+        )
         runs[run] = (table_out / "runs" / args.image / f"{run}-s0", row)
     runs["noisy-adam"] = (noisy_adam(args.image, args.config, folder), None)
     import matplotlib
@@ -71,19 +72,24 @@ def main() -> None:
             pts = [(h["iter"], h[key]) for h in hist if key in h]
             if pts:
                 ax.plot(*zip(*pts, strict=True), style, lw=1, label=label)
-                summary[label] = {"best": max(v for _, v in pts), "final": pts[-1][1],
-                                  "best_iter": max(pts, key=lambda t: t[1])[0]}
+                summary[label] = {
+                    "best": max(v for _, v in pts),
+                    "final": pts[-1][1],
+                    "best_iter": max(pts, key=lambda t: t[1])[0],
+                }
     cfg = CONFIGS[args.config].for_table("denoising")
-    ax.set(xlabel="iteration", ylabel="PSNR vs clean (dB)",
-           title=f"Fig. 2: {args.image}, σ = 25/255, config `{args.config}` "
-                 f"({cfg.arch} w{cfg.width}, {cfg.crop or 'full'} crop)")
+    ax.set(
+        xlabel="iteration",
+        ylabel="PSNR vs clean (dB)",
+        title=f"Fig. 2: {args.image}, σ = 25/255, config `{args.config}` "
+        f"({cfg.arch} w{cfg.width}, {cfg.crop or 'full'} crop)",
+    )
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     save_figure(folder / "fig2.png", fig, dpi=110)
     plt.close(fig)
-    finish(folder, args, started, {"curves": summary, "config": args.config,
-                                   "image": args.image})
+    finish(folder, args, started, {"curves": summary, "config": args.config, "image": args.image})
 
 
 if __name__ == "__main__":

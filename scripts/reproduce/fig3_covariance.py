@@ -35,26 +35,38 @@ PANELS = {
 }
 
 
-def curve(kind: str, depth: int, sigma: float, size: int, samples: int, width: int,
-          seed: int) -> dict:
+def curve(
+    kind: str, depth: int, sigma: float, size: int, samples: int, width: int, seed: int
+) -> dict:
     arch = load_architecture(f"{kind}-d{depth}").with_input(sigma=sigma)
     exact = compile_kernel(arch, size, dims=1).numpy()
-    est = estimate_kernel(arch, size, dims=1, width=width, samples=samples, seed=seed,
-                          domain=int(np.ceil(4 * size / 16) * 16))
+    est = estimate_kernel(
+        arch,
+        size,
+        dims=1,
+        width=width,
+        samples=samples,
+        seed=seed,
+        domain=int(np.ceil(4 * size / 16) * 16),
+    )
     mean, se = est.mean.numpy(), est.stderr.numpy()
     centre = size - 1
     z = np.abs(mean - exact) / np.maximum(se, 1e-300)
     # Finite-width bias allowance, as in tests/test_compiler_vs_montecarlo.py: L/width.
     bias = nonlinear_depth(arch.layers) / width * exact[centre]
     agree = np.abs(mean - exact) <= 3 * se + bias
-    return {"arch": f"{kind}-d{depth}", "sigma": sigma, "offsets": list(range(size)),
-            "analytic": (exact[centre:] / exact[centre]).tolist(),
-            "mc": (mean[centre:] / mean[centre]).tolist(),
-            "mc_se": (se[centre:] / mean[centre]).tolist(),
-            "within_2se": float(np.mean(z[centre:] <= 2)),
-            "within_3se": float(np.mean(z[centre:] <= 3)),
-            "within_3se_plus_width_bias": float(np.mean(agree[centre:])),
-            "max_rel_error": float(np.max(np.abs(mean - exact)) / exact[centre])}
+    return {
+        "arch": f"{kind}-d{depth}",
+        "sigma": sigma,
+        "offsets": list(range(size)),
+        "analytic": (exact[centre:] / exact[centre]).tolist(),
+        "mc": (mean[centre:] / mean[centre]).tolist(),
+        "mc_se": (se[centre:] / mean[centre]).tolist(),
+        "within_2se": float(np.mean(z[centre:] <= 2)),
+        "within_3se": float(np.mean(z[centre:] <= 3)),
+        "within_3se_plus_width_bias": float(np.mean(agree[centre:])),
+        "max_rel_error": float(np.max(np.abs(mean - exact)) / exact[centre]),
+    }
 
 
 def plot_panels(curves: dict, path: Path) -> None:
@@ -113,27 +125,48 @@ def prior_samples(size: int, seed: int, path: Path) -> list[dict]:
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--replot", action="store_true",
-                   help="redraw the figures from an existing results.json (no sampling)")
+    p.add_argument(
+        "--replot",
+        action="store_true",
+        help="redraw the figures from an existing results.json (no sampling)",
+    )
     args = p.parse_args()
     started = time.time()
     folder = output_dir("fig3", args)
     if args.replot:
-        plot_panels(json.loads((folder / "results.json").read_text())["curves"],
-                    folder / "fig3ab.png")
+        plot_panels(
+            json.loads((folder / "results.json").read_text())["curves"], folder / "fig3ab.png"
+        )
         return
     size, samples = (21, 4) if args.smoke else (101, 200)
     panels = PANELS if not args.smoke else {k: v[:1] for k, v in list(PANELS.items())[:2]}
-    curves = {title: [curve(kind, d, s, size, samples, 256 if not args.smoke else 32,
-                            args.seed + i) for i, (kind, d, s) in enumerate(rows)]
-              for title, rows in panels.items()}
+    curves = {
+        title: [
+            curve(kind, d, s, size, samples, 256 if not args.smoke else 32, args.seed + i)
+            for i, (kind, d, s) in enumerate(rows)
+        ]
+        for title, rows in panels.items()
+    }
     plot_panels(curves, folder / "fig3ab.png")
     samples_meta = prior_samples(128 if not args.smoke else 32, args.seed, folder / "fig3c.png")
-    summary = [{k: row[k] for k in ("arch", "sigma", "within_2se", "within_3se",
-                                    "within_3se_plus_width_bias", "max_rel_error")}
-               for rows in curves.values() for row in rows]
-    finish(folder, args, started, {"curves": curves, "summary": summary,
-                                   "prior_samples": samples_meta})
+    summary = [
+        {
+            k: row[k]
+            for k in (
+                "arch",
+                "sigma",
+                "within_2se",
+                "within_3se",
+                "within_3se_plus_width_bias",
+                "max_rel_error",
+            )
+        }
+        for rows in curves.values()
+        for row in rows
+    ]
+    finish(
+        folder, args, started, {"curves": curves, "summary": summary, "prior_samples": samples_meta}
+    )
 
 
 if __name__ == "__main__":

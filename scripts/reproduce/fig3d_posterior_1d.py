@@ -82,8 +82,16 @@ def main() -> None:
         mean, std = post.mean.numpy(), post.std.numpy()
         t0 = time.time()
         chain_means, chain_stds = sgld_posterior_1d(
-            arch, signal, mask, scale=scale, noise=noise, width=args.width, iters=args.iters,
-            chains=args.chains, seed=args.seed)
+            arch,
+            signal,
+            mask,
+            scale=scale,
+            noise=noise,
+            width=args.width,
+            iters=args.iters,
+            chains=args.chains,
+            seed=args.seed,
+        )
         d_mean, d_std = (v.numpy() for v in pool_chains(chain_means, chain_stds))
         ax.fill_between(x, mean - 2 * std, mean + 2 * std, alpha=0.25, label="GP ±2 std")
         ax.plot(x, mean, label="GP mean")
@@ -95,17 +103,29 @@ def main() -> None:
         ax.set(title=f"{name}, σ = {sigma:g}", xlabel="input x", ylabel="f(x)")
         ax.legend(fontsize=6)
         rmse = lambda m: float(np.sqrt(np.mean((m - signal.numpy())[miss] ** 2)))  # noqa: E731
-        rows.append({"arch": name, "sigma": sigma, "scale": scale, "noise": noise,
-                     "log_marginal_likelihood": lml, "rmse_missing": rmse(mean),
-                     "mean_std_missing": float(std[miss].mean()),
-                     "dip_rmse_missing": rmse(d_mean),
-                     "dip_mean_std_missing": float(d_std[miss].mean()),
-                     "dip_vs_gp_mean_rel": float(np.linalg.norm((d_mean - mean)[miss])
-                                                 / np.linalg.norm(mean[miss])),
-                     "dip_vs_gp_rms_over_gp_std": float(np.sqrt(np.mean(
-                         ((d_mean - mean) / std)[miss] ** 2))),
-                     "dip_width": args.width, "dip_iters": args.iters,
-                     "dip_chains": args.chains, "dip_seconds": round(time.time() - t0, 1)})
+        rows.append(
+            {
+                "arch": name,
+                "sigma": sigma,
+                "scale": scale,
+                "noise": noise,
+                "log_marginal_likelihood": lml,
+                "rmse_missing": rmse(mean),
+                "mean_std_missing": float(std[miss].mean()),
+                "dip_rmse_missing": rmse(d_mean),
+                "dip_mean_std_missing": float(d_std[miss].mean()),
+                "dip_vs_gp_mean_rel": float(
+                    np.linalg.norm((d_mean - mean)[miss]) / np.linalg.norm(mean[miss])
+                ),
+                "dip_vs_gp_rms_over_gp_std": float(
+                    np.sqrt(np.mean(((d_mean - mean) / std)[miss] ** 2))
+                ),
+                "dip_width": args.width,
+                "dip_iters": args.iters,
+                "dip_chains": args.chains,
+                "dip_seconds": round(time.time() - t0, 1),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     fig.suptitle("Fig. 3(d): GP and DIP-SGLD posteriors with 90% of the samples dropped")
     fig.tight_layout()

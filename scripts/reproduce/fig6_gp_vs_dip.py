@@ -39,8 +39,9 @@ def load_64(name: str) -> torch.Tensor:
     """A 64×64 grayscale test image: the shared image downsampled (area), or the packaged one."""
     data = shared_data_dir()
     path = data / "inpainting" / f"{name}.png" if data else None
-    image = channels_last(load_image(path if path and path.exists()
-                                     else packaged_asset("house128.png")))  # (H, W[, C])
+    image = channels_last(
+        load_image(path if path and path.exists() else packaged_asset("house128.png"))
+    )  # (H, W[, C])
     if image.dim() == 3:
         image = image.mean(-1)
     return torch.nn.functional.adaptive_avg_pool2d(image[None, None], 64)[0, 0]
@@ -56,11 +57,16 @@ def run_image(name: str, seed: int, arch: str, learn_sigma: bool) -> dict:
         start = time.perf_counter()
         post = inpaint(clean * mask, mask, kernel=kernel, backend="dense")
         posts[label] = post
-        row[label] = {"psnr": psnr(post.mean, clean),
-                      "ssim": ssim(channels_first(post.mean), channels_first(clean)),
-                      "seconds": round(time.perf_counter() - start, 2),
-                      "hyper": {k: v for k, v in post.info.get("hyper", {}).items()
-                                if isinstance(v, (int, float, str))}}
+        row[label] = {
+            "psnr": psnr(post.mean, clean),
+            "ssim": ssim(channels_first(post.mean), channels_first(clean)),
+            "seconds": round(time.perf_counter() - start, 2),
+            "hyper": {
+                k: v
+                for k, v in post.info.get("hyper", {}).items()
+                if isinstance(v, (int, float, str))
+            },
+        }
     return {"row": row, "clean": clean, "mask": mask, "posts": posts}
 
 
@@ -84,12 +90,15 @@ def plot(result: dict, arch: str, sweep: list[dict], path: Path) -> None:
     ell = result["row"]["GP-RBF"]["hyper"].get("lengthscale", 2.0)
     dip_label = f"DIP ({arch}" + (f", σ={sigma:.2f})" if sigma is not None else ")")
     ax.plot(radii, values / values[0], "o-", ms=3, label=dip_label)
-    ax.plot(radii, np.exp(-radii**2 / (2 * ell**2)), "--", label=f"RBF ℓ={ell:.2f}")
+    ax.plot(radii, np.exp(-(radii**2) / (2 * ell**2)), "--", label=f"RBF ℓ={ell:.2f}")
     ax.set(title="(a) kernels", xlabel="|r|", ylabel="K(r)/K(0)")
     ax.legend(fontsize=7)
-    panels = [("(b) input", result["clean"] * result["mask"]), ("(c) truth", result["clean"]),
-              ("(d) GP-RBF", result["posts"]["GP-RBF"].mean),
-              ("(e) GP-DIP", result["posts"]["GP-DIP"].mean)]
+    panels = [
+        ("(b) input", result["clean"] * result["mask"]),
+        ("(c) truth", result["clean"]),
+        ("(d) GP-RBF", result["posts"]["GP-RBF"].mean),
+        ("(e) GP-DIP", result["posts"]["GP-DIP"].mean),
+    ]
     for i, (title, img) in enumerate(panels):
         ax = fig.add_subplot(grid[0, 1 + i])
         ax.imshow(img.clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
@@ -103,17 +112,24 @@ def plot(result: dict, arch: str, sweep: list[dict], path: Path) -> None:
     sweep = [r for r in sweep if r.get("method") == "sgld" and r.get("lr_ref_width")]
     if sweep:
         widths = sorted({r["width"] for r in sweep if "width" in r})
-        for key, label in (("psnr_dip", "DIP"), ("psnr_gp", "GP-DIP kernel"),
-                           ("psnr_rbf", "GP-RBF")):
-            means = [np.mean([r[key] for r in sweep if r.get("width") == w and key in r])
-                     for w in widths]
+        for key, label in (
+            ("psnr_dip", "DIP"),
+            ("psnr_gp", "GP-DIP kernel"),
+            ("psnr_rbf", "GP-RBF"),
+        ):
+            means = [
+                np.mean([r[key] for r in sweep if r.get("width") == w and key in r]) for w in widths
+            ]
             ax.plot(widths, means, "o-", label=label)
         ax.set_xscale("log", base=2)
         ax.legend(fontsize=8)
     else:
         ax.text(0.5, 0.5, "channel sweep not run yet", ha="center", transform=ax.transAxes)
-    ax.set(title="PSNR vs channels (channel sweep, DIP by SGLD, house 64×64)",
-           xlabel="channels", ylabel="PSNR (dB)")
+    ax.set(
+        title="PSNR vs channels (channel sweep, DIP by SGLD, house 64×64)",
+        xlabel="channels",
+        ylabel="PSNR (dB)",
+    )
     fig.subplots_adjust(hspace=0.35, wspace=0.3)
     save_figure(path, fig, dpi=110)
     plt.close(fig)
@@ -121,12 +137,16 @@ def plot(result: dict, arch: str, sweep: list[dict], path: Path) -> None:
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--images", nargs="+", default=["house", "Cameraman256", "peppers256",
-                                                    "barbara", "boat"])
+    p.add_argument(
+        "--images", nargs="+", default=["house", "Cameraman256", "peppers256", "barbara", "boat"]
+    )
     p.add_argument("--arch", default="unet2")
-    p.add_argument("--fixed-sigma", action="store_true",
-                   help="keep the architecture's input sigma (default: learn it by marginal "
-                        "likelihood on the observed pixels, like the other hyperparameters)")
+    p.add_argument(
+        "--fixed-sigma",
+        action="store_true",
+        help="keep the architecture's input sigma (default: learn it by marginal "
+        "likelihood on the observed pixels, like the other hyperparameters)",
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
     started = time.time()
@@ -136,9 +156,18 @@ def main() -> None:
     plot(results[0], args.arch, sweep_rows(), folder / "fig6.png")
     rows = [r["row"] for r in results]
     mean = {label: float(np.mean([r[label]["psnr"] for r in rows])) for label in PAPER}
-    finish(folder, args, started, {"rows": rows, "mean_psnr": mean, "paper": PAPER,
-                                   "arch": args.arch,
-                                   "gp_dip_beats_rbf": mean["GP-DIP"] >= mean["GP-RBF"]})
+    finish(
+        folder,
+        args,
+        started,
+        {
+            "rows": rows,
+            "mean_psnr": mean,
+            "paper": PAPER,
+            "arch": args.arch,
+            "gp_dip_beats_rbf": mean["GP-DIP"] >= mean["GP-RBF"],
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,14 @@ def expected_message(path: Path) -> str:
 
 # Files that describe a valid finite network which has no Gaussian limit: they parse, and
 # the limit's rules reject them when a kernel is compiled (as neural-tangents' kernel_fn).
-LIMIT_RULES = {"add_correlated", "concat_output", "ends_with_nonlinearity", "relu_twice",
-               "relu_after_post_activation_add", "sinc_after_nearest"}
+LIMIT_RULES = {
+    "add_correlated",
+    "concat_output",
+    "ends_with_nonlinearity",
+    "relu_twice",
+    "relu_after_post_activation_add",
+    "sinc_after_nearest",
+}
 
 
 @pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
@@ -59,8 +65,9 @@ def test_python_api_equals_toml():
     from_toml = parse_architecture(tomllib.loads(text))
     from gpdip import Block
 
-    from_api = Architecture(InputSpec(3, 1.5), (Block("body", (Conv(16), ReLU())),
-                                                Conv(1, kernel_size=1)))
+    from_api = Architecture(
+        InputSpec(3, 1.5), (Block("body", (Conv(16), ReLU())), Conv(1, kernel_size=1))
+    )
     assert from_toml == from_api
     assert compile_kernel(from_toml, 6).equal(compile_kernel(from_api, 6))
 
@@ -93,13 +100,29 @@ def test_missing_file():
 
 # --- property-based fuzz: arbitrary TOML-like values never crash the parser -----------------
 
-scalars = st.one_of(st.integers(-3, 300), st.floats(allow_nan=True), st.text(max_size=8),
-                    st.booleans())
-layer_types = st.sampled_from(["conv", "relu", "leaky_relu", "erf", "downsample", "upsample",
-                               "skip", "block", "bogus"])
-keys = st.sampled_from(["channels", "kernel_size", "stride", "weight_var", "bias_var",
-                        "padding", "negative_slope", "factor", "mode", "branch", "shortcut",
-                        "name", "typo"])
+scalars = st.one_of(
+    st.integers(-3, 300), st.floats(allow_nan=True), st.text(max_size=8), st.booleans()
+)
+layer_types = st.sampled_from(
+    ["conv", "relu", "leaky_relu", "erf", "downsample", "upsample", "skip", "block", "bogus"]
+)
+keys = st.sampled_from(
+    [
+        "channels",
+        "kernel_size",
+        "stride",
+        "weight_var",
+        "bias_var",
+        "padding",
+        "negative_slope",
+        "factor",
+        "mode",
+        "branch",
+        "shortcut",
+        "name",
+        "typo",
+    ]
+)
 
 
 @st.composite
@@ -107,28 +130,40 @@ def layer_tables(draw, depth: int = 2):
     table = {"type": draw(layer_types)}
     for key in draw(st.lists(keys, max_size=4, unique=True)):
         if key in ("branch", "shortcut") and depth > 0:
-            table[key] = draw(st.one_of(st.text(max_size=4),
-                                        st.lists(layer_tables(depth=depth - 1), max_size=3)))
+            table[key] = draw(
+                st.one_of(st.text(max_size=4), st.lists(layer_tables(depth=depth - 1), max_size=3))
+            )
         elif key == "mode":
-            table[key] = draw(st.sampled_from(["add", "concat", "stride", "avg", "nearest",
-                                               "bilinear", "sinc", "x"]))
+            table[key] = draw(
+                st.sampled_from(
+                    ["add", "concat", "stride", "avg", "nearest", "bilinear", "sinc", "x"]
+                )
+            )
         else:
             table[key] = draw(scalars)
     return table
 
 
 documents = st.fixed_dictionaries(
-    {"input": st.dictionaries(st.sampled_from(["channels", "sigma", "variance", "x"]), scalars,
-                              max_size=3),
-     "network": st.fixed_dictionaries({"layers": st.lists(layer_tables(), max_size=5)})},
-    optional={"blocks": st.dictionaries(st.sampled_from(["a", "b"]),
-                                        st.fixed_dictionaries(
-                                            {"layers": st.lists(layer_tables(1), max_size=3)}),
-                                        max_size=2)})
+    {
+        "input": st.dictionaries(
+            st.sampled_from(["channels", "sigma", "variance", "x"]), scalars, max_size=3
+        ),
+        "network": st.fixed_dictionaries({"layers": st.lists(layer_tables(), max_size=5)}),
+    },
+    optional={
+        "blocks": st.dictionaries(
+            st.sampled_from(["a", "b"]),
+            st.fixed_dictionaries({"layers": st.lists(layer_tables(1), max_size=3)}),
+            max_size=2,
+        )
+    },
+)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(documents)
 def test_fuzz_parser_raises_only_gpdip_error(document):
     """Any decoded TOML either parses to a valid architecture or raises GpdipError."""

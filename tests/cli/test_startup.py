@@ -17,8 +17,12 @@ def _choices(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPars
 
 def test_help_imports_no_torch():
     code = "import sys; from gpdip.cli.main import main; main(['--help'])"
-    out = subprocess.run([sys.executable, "-c", code + "\nprint('torch' in sys.modules)"],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nprint('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     # --help exits through SystemExit inside main (returned as 0), so the print runs
     assert out.stdout.strip().endswith("False"), out.stdout + out.stderr
 

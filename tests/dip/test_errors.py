@@ -120,12 +120,18 @@ def test_cli_runs(tmp_path):
 def test_diverging_run_stops_with_its_step():
     """Numerical trouble is reported with its figure: a step size far too large for the
     energy blows the chain up, and the run stops naming the step instead of logging NaNs."""
-    net, x = make_network("dip-tiny", (16, 16), 1, width=4,
-                          generator=torch.Generator().manual_seed(0))
+    net, x = make_network(
+        "dip-tiny", (16, 16), 1, width=4, generator=torch.Generator().manual_seed(0)
+    )
     cfg = DIPConfig.build(method="sgld", iters=200, step_size=10.0, noise_std=0.01, burn_in=0)
     with pytest.raises(GpdipError, match=r"sgld diverged at step \d+: the energy is (nan|inf)"):
-        fit(net, x, Problem(torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(1))),
-            cfg, device="cpu")
+        fit(
+            net,
+            x,
+            Problem(torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(1))),
+            cfg,
+            device="cpu",
+        )
 
 
 def test_frozen_alpha_range():

@@ -185,8 +185,9 @@ def _psgld_bare(freeze: float | None, seed: int = 5):
     burn = int(3 * 4 / (eps * math.sqrt(lmin)))
     samples = _chain_samples(opt, theta, A, y, mask, burn, 4000, freeze)
     g = opt.state[theta]["g"]  # (K, p): each chain's diagonal preconditioner
-    gp = torch.stack([torch.linalg.eigvalsh(gk.sqrt()[:, None] * prec * gk.sqrt()[None])
-                      for gk in g])
+    gp = torch.stack(
+        [torch.linalg.eigvalsh(gk.sqrt()[:, None] * prec * gk.sqrt()[None]) for gk in g]
+    )
     return samples, mu, cov, float(eps * gp.max() / 4)
 
 

@@ -25,12 +25,15 @@ def test_tasks_cover_images_runs_and_seeds(tmp_path):
     assert len(table_tasks("denoising", "full", tmp_path, runs=("sgld",))) == 9 * 10
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"table": "deblurring"}, "table 'deblurring'"),
-    ({"config": "gpu"}, "config 'gpu'"),
-    ({"image_names": ["lena"]}, "images \\['lena'\\]"),
-    ({"runs": ("adam",)}, "runs \\['adam'\\]"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"table": "deblurring"}, "table 'deblurring'"),
+        ({"config": "gpu"}, "config 'gpu'"),
+        ({"image_names": ["lena"]}, "images \\['lena'\\]"),
+        ({"runs": ("adam",)}, "runs \\['adam'\\]"),
+    ],
+)
 def test_bad_requests_name_what_was_expected(tmp_path, kwargs, match):
     args = {"table": "inpainting", "config": "cpu", "out": tmp_path, **kwargs}
     with pytest.raises(GpdipError, match=match):
@@ -38,19 +41,30 @@ def test_bad_requests_name_what_was_expected(tmp_path, kwargs, match):
 
 
 def _row(image, run, scores, seed=0):
-    return {"table": "inpainting", "config": "cpu", "image": image, "run": run, "seed": seed,
-            "scores": scores}
+    return {
+        "table": "inpainting",
+        "config": "cpu",
+        "image": image,
+        "run": run,
+        "seed": seed,
+        "scores": scores,
+    }
 
 
 def test_summary_averages_only_images_every_scheme_finished():
     rows = []
     for image, base in (("barbara", 30.0), ("boat", 32.0)):
-        rows += [_row(image, "sgd-avg", {"SGD+Early": base, "SGD+Early+Avg": base + 0.5}),
-                 _row(image, "sgd-input-avg", {"SGD+Input+Early": base + 1,
-                                               "SGD+Input+Early+Avg": base + 1.5}),
-                 _row(image, "sgld", {"SGLD": base + 2}),
-                 _row(image, "gp-dip", {"GP-DIP": base + 3}),
-                 _row(image, "gp-rbf", {"GP-RBF": base - 1})]
+        rows += [
+            _row(image, "sgd-avg", {"SGD+Early": base, "SGD+Early+Avg": base + 0.5}),
+            _row(
+                image,
+                "sgd-input-avg",
+                {"SGD+Input+Early": base + 1, "SGD+Input+Early+Avg": base + 1.5},
+            ),
+            _row(image, "sgld", {"SGLD": base + 2}),
+            _row(image, "gp-dip", {"GP-DIP": base + 3}),
+            _row(image, "gp-rbf", {"GP-RBF": base - 1}),
+        ]
     rows.append(_row("house", "sgld", {"SGLD": 99.0}))  # incomplete image: not averaged
     rows.append(_row("barbara", "sgld", {"SGLD": 34.0}, seed=1))  # second seed: mean ± std
     text = summarize(rows, "inpainting", "cpu")

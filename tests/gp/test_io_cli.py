@@ -40,8 +40,9 @@ def test_dense_too_large_names_grid():
 
     img = torch.rand(64, 64, dtype=torch.float64)
     with pytest.raises(GpdipError, match="backend='grid'"):
-        dense_posterior(torch.ones(127, 127, dtype=torch.float64), img, img > 0.5, 1e-3,
-                        max_bytes=1000)
+        dense_posterior(
+            torch.ones(127, 127, dtype=torch.float64), img, img > 0.5, 1e-3, max_bytes=1000
+        )
 
 
 def test_colour_inpaint(gen):
@@ -62,20 +63,52 @@ def test_cli_inpaint(tmp_path, capsys, gen):
     np.save(tmp_path / "truth.npy", truth.numpy())
     m = (torch.rand(16, 16, generator=gen) < 0.5).numpy()
     Image.fromarray((m * 255).astype(np.uint8)).save(tmp_path / "mask.png")
-    rc = main(["inpaint", str(tmp_path / "img.npy"), "--mask", str(tmp_path / "mask.png"),
-               "--kernel", "rbf", "--noise", "1e-3", "--backend", "grid",
-               "--out", str(tmp_path / "o.npy"), "--std-out", str(tmp_path / "s.png"),
-               "--truth", str(tmp_path / "truth.npy"), "--json",
-               "--samples", "2", "--samples-out", str(tmp_path / "smp"), "--png-bits", "16"])
+    rc = main(
+        [
+            "inpaint",
+            str(tmp_path / "img.npy"),
+            "--mask",
+            str(tmp_path / "mask.png"),
+            "--kernel",
+            "rbf",
+            "--noise",
+            "1e-3",
+            "--backend",
+            "grid",
+            "--out",
+            str(tmp_path / "o.npy"),
+            "--std-out",
+            str(tmp_path / "s.png"),
+            "--truth",
+            str(tmp_path / "truth.npy"),
+            "--json",
+            "--samples",
+            "2",
+            "--samples-out",
+            str(tmp_path / "smp"),
+            "--png-bits",
+            "16",
+        ]
+    )
     assert rc == 0
-    assert sorted(p.name for p in (tmp_path / "smp").iterdir()) == ["sample_000.png",
-                                                                    "sample_001.png"]
+    assert sorted(p.name for p in (tmp_path / "smp").iterdir()) == [
+        "sample_000.png",
+        "sample_001.png",
+    ]
     rep = json.loads(capsys.readouterr().out)
     assert {"time_s", "cg_iterations", "psnr", "ssim", "hyperparameters"} <= set(rep)
     assert np.load(tmp_path / "o.npy").shape == (16, 16)
     assert Image.open(tmp_path / "s.png").mode.startswith("I")  # 16-bit std map
-    rc = main(["inpaint", str(tmp_path / "img.npy"), "--mask", str(tmp_path / "nope.png"),
-               "--out", str(tmp_path / "o.png")])
+    rc = main(
+        [
+            "inpaint",
+            str(tmp_path / "img.npy"),
+            "--mask",
+            str(tmp_path / "nope.png"),
+            "--out",
+            str(tmp_path / "o.png"),
+        ]
+    )
     assert rc == 2 and "nope.png" in capsys.readouterr().err
 
 
@@ -96,9 +129,21 @@ def test_cli_auto_candidates(tmp_path, capsys, gen):
     truth = sample_prior(lambda s: rbf.table(s).detach(), (20, 20), 1, gen)[0] + 0.5
     np.save(tmp_path / "img.npy", truth.numpy())
     np.save(tmp_path / "mask.npy", (torch.rand(20, 20, generator=gen) < 0.5).numpy())
-    rc = main(["inpaint", str(tmp_path / "img.npy"), "--mask", str(tmp_path / "mask.npy"),
-               "--kernel", "auto", "--candidates", "rbf,matern52,no-such-arch",
-               "--out", str(tmp_path / "o.npy"), "--json"])
+    rc = main(
+        [
+            "inpaint",
+            str(tmp_path / "img.npy"),
+            "--mask",
+            str(tmp_path / "mask.npy"),
+            "--kernel",
+            "auto",
+            "--candidates",
+            "rbf,matern52,no-such-arch",
+            "--out",
+            str(tmp_path / "o.npy"),
+            "--json",
+        ]
+    )
     assert rc == 0
     rep = json.loads(capsys.readouterr().out)
     assert set(rep["auto_candidates"]) == {"rbf", "matern52"}  # the unknown one is skipped

@@ -33,7 +33,8 @@ def test_scattered_mean_matches_grid_dense(gen):
     ref = dense_posterior(k.table(size).detach(), img, mask, 1e-3)
     x = grid_coordinates(size)
     obs = mask.reshape(-1)
-    mean, info = scattered_posterior_mean(k, x[obs], img.reshape(-1)[obs], x, 1e-3,
-                                          tol=1e-10, backend="torch")
+    mean, info = scattered_posterior_mean(
+        k, x[obs], img.reshape(-1)[obs], x, 1e-3, tol=1e-10, backend="torch"
+    )
     assert info.converged
     assert torch.allclose(mean.reshape(size), ref.mean, atol=1e-8)

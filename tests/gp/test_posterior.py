@@ -74,7 +74,7 @@ def test_gpytorch_matches_dense(gen, kernel, size):
     from gpdip.gp.kernels import DIPKernel
 
     img, mask = _problem(size, gen)
-    k = (RBFTable(1.7, 0.05) if kernel == "rbf" else DIPKernel("unet2", outputscale=0.05))
+    k = RBFTable(1.7, 0.05) if kernel == "rbf" else DIPKernel("unet2", outputscale=0.05)
     k = k.double()
     mu = float(img[mask].mean())
     with torch.no_grad():
@@ -88,8 +88,7 @@ def test_grid_slq_log_marginal_likelihood(gen):
     size = (20, 20)
     img, mask = _problem(size, gen)
     d = dense_posterior(exp_const_table(size), img, mask, 1e-2)
-    g = grid_posterior(exp_const_table, img, mask, 1e-2, tol=1e-10, logdet_probes=32,
-                       generator=gen)
+    g = grid_posterior(exp_const_table, img, mask, 1e-2, tol=1e-10, logdet_probes=32, generator=gen)
     se = g.info["log_marginal_likelihood_se"]
     assert se > 0
     assert abs(g.info["log_marginal_likelihood"] - d.info["log_marginal_likelihood"]) < 5 * se
@@ -113,8 +112,16 @@ def test_denoising_every_pixel_observed(gen, backend):
 
     size, s2 = (12, 10), 0.01
     img = torch.rand(size, generator=gen, dtype=torch.float64)
-    post = inpaint(img, torch.ones(size, dtype=torch.bool), "rbf", noise=s2, lengthscale=2.0,
-                   fit=False, backend=backend, tol=1e-10)
+    post = inpaint(
+        img,
+        torch.ones(size, dtype=torch.bool),
+        "rbf",
+        noise=s2,
+        lengthscale=2.0,
+        fit=False,
+        backend=backend,
+        tol=1e-10,
+    )
     yy, xx = torch.meshgrid(torch.arange(12.0), torch.arange(10.0), indexing="ij")
     pts = torch.stack([yy.reshape(-1), xx.reshape(-1)], 1).double()
     scale = float(post.info["hyper"]["outputscale"])

@@ -13,8 +13,9 @@ from .conftest import exp_const_table
 def test_slq_logdet_matches_dense(gen):
     size = (20, 20)
     mask = torch.rand(size, generator=gen) < 0.5
-    op = MaskedGridOperator(GridKernelOperator(exp_const_table(size)), mask,
-                            torch.tensor(1e-3, dtype=torch.float64))
+    op = MaskedGridOperator(
+        GridKernelOperator(exp_const_table(size)), mask, torch.tensor(1e-3, dtype=torch.float64)
+    )
     idx = op.index
     A = dense_from_table(exp_const_table(size))[idx][:, idx] + 1e-3 * torch.eye(idx.numel())
     evals, evecs = torch.linalg.eigh(A)
@@ -55,7 +56,10 @@ def test_shifted_quadrature_against_dense(gen):
             assert quad.quadratic(lam) == pytest.approx(exact_quad, rel=tol)
         scale, noise = 0.7, 1e-2
         A = scale * K + noise * torch.eye(idx.numel(), dtype=torch.float64)
-        exact = float(torch.distributions.MultivariateNormal(
-            torch.zeros_like(r), covariance_matrix=A).log_prob(r))
+        exact = float(
+            torch.distributions.MultivariateNormal(
+                torch.zeros_like(r), covariance_matrix=A
+            ).log_prob(r)
+        )
         est_se = 0.5 * quad.logdet(noise / scale)[1]
         assert abs(quad.log_marginal_likelihood(scale, noise) - exact) < 4 * est_se + 1e-6

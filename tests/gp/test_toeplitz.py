@@ -50,8 +50,9 @@ def test_masked_operator_and_cg(gen):
 def test_preconditioner_reduces_iterations_rough_kernel(gen):
     size = (48, 48)
     mask = torch.rand(size, generator=gen) < 0.5
-    op = MaskedGridOperator(GridKernelOperator(exp_const_table(size)), mask,
-                            torch.tensor(1e-4, dtype=torch.float64))
+    op = MaskedGridOperator(
+        GridKernelOperator(exp_const_table(size)), mask, torch.tensor(1e-4, dtype=torch.float64)
+    )
     b = torch.randn(1, op.index.numel(), generator=gen, dtype=torch.float64)
     _, plain = conjugate_gradients(op.matvec, b, None, tol=1e-6, max_iter=3000)
     _, pre = conjugate_gradients(op.matvec, b, grid_preconditioner(op), tol=1e-6, max_iter=3000)

@@ -28,7 +28,7 @@ def random_table(period: tuple[int, ...], radius: tuple[int, ...], seed: int) ->
     raw = torch.randn(shape, generator=g, dtype=torch.float64)
     mirrored = torch.empty_like(raw)
     for idx in itertools.product(*[range(n) for n in shape]):
-        p, r = idx[: len(period)], idx[len(period):]
+        p, r = idx[: len(period)], idx[len(period) :]
         off = [ri - R for ri, R in zip(r, radius, strict=True)]
         q = tuple((pi + oi) % P for pi, oi, P in zip(p, off, period, strict=True))
         mirrored[idx] = raw[q + tuple(R - oi for oi, R in zip(off, radius, strict=True))]
@@ -45,8 +45,9 @@ def dense_covariance(table: ct.CovTable, n: int) -> torch.Tensor:
             off = [b - a for a, b in zip(t, u, strict=True)]
             if all(abs(o) <= R for o, R in zip(off, table.radius, strict=True)):
                 p = tuple(a % P for a, P in zip(t, table.period, strict=True))
-                sigma[i, j] = table.values[p + tuple(o + R for o, R in
-                                                     zip(off, table.radius, strict=True))]
+                sigma[i, j] = table.values[
+                    p + tuple(o + R for o, R in zip(off, table.radius, strict=True))
+                ]
     return sigma
 
 
@@ -71,8 +72,9 @@ def compare(out_table: ct.CovTable, sigma_out: torch.Tensor, m: int, margin: int
             if not all(margin <= b < m - margin for b in u):
                 continue
             p = tuple(a % P for a, P in zip(t, out_table.period, strict=True))
-            got = out_table.values[p + tuple(o + R for o, R in zip(off, out_table.radius,
-                                                                   strict=True))]
+            got = out_table.values[
+                p + tuple(o + R for o, R in zip(off, out_table.radius, strict=True))
+            ]
             want = sigma_out[index[t], index[u]]
             assert float(got) == pytest.approx(float(want), abs=1e-12), (t, off)
             checked += 1
@@ -92,8 +94,9 @@ def test_upsample_matches_interpolate(dims, period, mode):
     sources = rm.nearest_sources(factor) if mode == "nearest" else rm.bilinear_sources(factor)
     out = rm.upsample(table, factor, sources)
     kwargs = {} if mode == "nearest" else {"align_corners": False}
-    A = operator_matrix(lambda x: F.interpolate(x, scale_factor=factor, mode=torch_mode,
-                                                **kwargs), n, dims)
+    A = operator_matrix(
+        lambda x: F.interpolate(x, scale_factor=factor, mode=torch_mode, **kwargs), n, dims
+    )
     sigma = dense_covariance(table, n)
     compare(out.crop((3,) * dims), A @ sigma @ A.T, n * factor, margin=2)
 
@@ -156,8 +159,9 @@ def test_diagonal_pairs_indexing():
     sigma = dense_covariance(table, 12)
     diag = torch.diagonal(sigma)
     new = relu_expectation(k11, k22, table.values)
-    dense_new = relu_expectation(diag[:, None].expand_as(sigma), diag[None, :].expand_as(sigma),
-                                 sigma)
+    dense_new = relu_expectation(
+        diag[:, None].expand_as(sigma), diag[None, :].expand_as(sigma), sigma
+    )
     out = ct.CovTable(new, table.period, table.radius)
     compare(out, dense_new, 12, margin=0)
 

@@ -20,10 +20,20 @@ PATH = Path(__file__).parents[1] / "data" / "neural_tangents.npz"
 RADIUS = 5
 
 ARCHS = {
-    "relu": (Conv(64, weight_var=2.0), ReLU(), Conv(64, weight_var=2.0), ReLU(),
-             Conv(1, kernel_size=1, weight_var=2.0)),
-    "leaky_erf": (Conv(64, weight_var=2.0, bias_var=0.1), LeakyReLU(0.2),
-                  Conv(64, weight_var=1.5), Erf(), Conv(1, kernel_size=1, weight_var=1.0)),
+    "relu": (
+        Conv(64, weight_var=2.0),
+        ReLU(),
+        Conv(64, weight_var=2.0),
+        ReLU(),
+        Conv(1, kernel_size=1, weight_var=2.0),
+    ),
+    "leaky_erf": (
+        Conv(64, weight_var=2.0, bias_var=0.1),
+        LeakyReLU(0.2),
+        Conv(64, weight_var=1.5),
+        Erf(),
+        Conv(1, kernel_size=1, weight_var=1.0),
+    ),
     "erf": (Conv(64, weight_var=1.0, bias_var=0.05), Erf(), Conv(1, 3, weight_var=1.7)),
 }
 

@@ -11,8 +11,13 @@ import torch
 from gpdip.limit import nonlin
 
 CASES = [  # (k11, k22, correlation)
-    (1.0, 1.0, 0.0), (1.0, 1.0, 0.5), (2.0, 0.5, -0.3), (0.3, 3.0, 0.9),
-    (1.5, 1.5, 0.999), (0.7, 1.2, -0.95), (4.0, 4.0, 0.2),
+    (1.0, 1.0, 0.0),
+    (1.0, 1.0, 0.5),
+    (2.0, 0.5, -0.3),
+    (0.3, 3.0, 0.9),
+    (1.5, 1.5, 0.999),
+    (0.7, 1.2, -0.95),
+    (4.0, 4.0, 0.2),
 ]
 
 
@@ -73,6 +78,7 @@ def test_quadrature_reference_is_itself_converged():
 
 
 # --- the NTK's derivative expectations E[φ'(u) φ'(v)] ----------------------------------------
+
 
 @pytest.mark.parametrize("k11,k22,rho", CASES)
 @pytest.mark.parametrize("slope", [0.0, 0.2, 0.5])

@@ -62,8 +62,9 @@ def test_catalog_1d_matches_torus(name):
     assert bool((t >= k - TOL).all())  # Θ = K + (earlier layers' gradients, ≥ 0 at r = 0)
 
 
-@pytest.mark.parametrize("name", ["ae-d1", "ae-d2", "conv-d3",
-                                  pytest.param("unet2", marks=pytest.mark.slow)])  # 45 s
+@pytest.mark.parametrize(
+    "name", ["ae-d1", "ae-d2", "conv-d3", pytest.param("unet2", marks=pytest.mark.slow)]
+)  # 45 s
 def test_catalog_2d_matches_torus(name):
     arch = load_architecture(name)
     cap = 48 if name == "unet2" else 32  # unet2: compared only where the torus cannot alias
@@ -99,8 +100,9 @@ def test_ntk_is_differentiable_in_params():
         for step in (h, -h):
             p = {"weight_var": wv.detach(), "sigma": sigma.detach()}
             p[name] = var.detach() + step
-            values.append(float((compile_kernel(arch, 12, dims=1, kind="ntk", params=p)
-                                 * weights).sum()))
+            values.append(
+                float((compile_kernel(arch, 12, dims=1, kind="ntk", params=p) * weights).sum())
+            )
         assert var.grad is not None and torch.isfinite(var.grad)
         assert float(var.grad) == pytest.approx((values[0] - values[1]) / (2 * h), rel=1e-6)
 

@@ -48,8 +48,7 @@ def reference_kernel(monkeypatch, arch, size, dims=2, params=None, far=True, kin
         )
         if not far:
             patch.setattr(compiler, "far_radius", lambda *args: math.inf)
-        return compile_kernel(arch, size, dims=dims, params=params, max_entries=2**31,
-                              kind=kind)
+        return compile_kernel(arch, size, dims=dims, params=params, max_entries=2**31, kind=kind)
 
 
 def assert_exact(fast: torch.Tensor, ref: torch.Tensor) -> None:

@@ -17,8 +17,9 @@ import pytest
 
 from gpdip import compile_kernel
 
-REFERENCE = np.load(Path(__file__).parents[1] / "data" / "reference_kernels.npz",
-                    allow_pickle=False)
+REFERENCE = np.load(
+    Path(__file__).parents[1] / "data" / "reference_kernels.npz", allow_pickle=False
+)
 PARAMS = {"sigma": 1.5, "weight_var": 1.7, "bias_var": 0.1}
 
 

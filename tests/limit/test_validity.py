@@ -26,7 +26,8 @@ def check_symmetric_psd(kernel: torch.Tensor) -> None:
     (block-)Toeplitz matrix's smallest eigenvalue.
     """
     assert torch.equal(kernel, kernel.flip(tuple(range(kernel.dim())))) or torch.allclose(
-        kernel, kernel.flip(tuple(range(kernel.dim()))), rtol=0, atol=1e-14 * float(kernel.max()))
+        kernel, kernel.flip(tuple(range(kernel.dim()))), rtol=0, atol=1e-14 * float(kernel.max())
+    )
     spectrum = embedding_spectrum(kernel)
     if float(spectrum.min()) >= -1e-10 * float(spectrum.max()):
         return
@@ -77,8 +78,8 @@ def test_gradcheck_nearest_and_erf_paths():
     arch = random_architecture(1)  # contains erf and an upsampling
     x = torch.tensor(1.1, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
-        lambda s: compile_kernel(arch, 4, dims=1, params={"sigma": s}), (x,), eps=1e-6,
-        atol=1e-7)
+        lambda s: compile_kernel(arch, 4, dims=1, params={"sigma": s}), (x,), eps=1e-6, atol=1e-7
+    )
 
 
 def test_layout_and_dims():
@@ -104,11 +105,19 @@ def test_scaled_keeps_channel_ratios():
     assert torch.allclose(compile_kernel(wide, 8), compile_kernel(arch, 8), rtol=0.02)
 
 
-@pytest.mark.parametrize("name,size,dims", [
-    ("conv-d3", 20, 2), ("conv-d3-s2", 40, 1), ("ae-d2", 30, 2), ("unet2", 40, 2),
-    ("ae-d4", 64, 1), ("skip5-nearest", 80, 1), ("skip5-bilinear", 200, 1),
-    pytest.param("skip5-nearest", 72, 2, marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "name,size,dims",
+    [
+        ("conv-d3", 20, 2),
+        ("conv-d3-s2", 40, 1),
+        ("ae-d2", 30, 2),
+        ("unet2", 40, 2),
+        ("ae-d4", 64, 1),
+        ("skip5-nearest", 80, 1),
+        ("skip5-bilinear", 200, 1),
+        pytest.param("skip5-nearest", 72, 2, marks=pytest.mark.slow),
+    ],
+)
 def test_far_field_extension_is_exact(name, size, dims, monkeypatch):
     """The periodic continuation beyond the correlation radius equals the full recursion."""
     import math

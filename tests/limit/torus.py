@@ -64,9 +64,13 @@ def _pointwise(layer, groups, shape, params):
         k = torch.as_tensor(g["K"])
         d = torch.diagonal(k)
         k11, k22 = d[:, None].expand_as(k), d[None, :].expand_as(k)
-        out.append({"K": layer.expectation(k11, k22, k).numpy(),
-                    "T": g["T"] * layer.derivative_expectation(k11, k22, k).numpy(),
-                    "c": g["c"]})
+        out.append(
+            {
+                "K": layer.expectation(k11, k22, k).numpy(),
+                "T": g["T"] * layer.derivative_expectation(k11, k22, k).numpy(),
+                "c": g["c"],
+            }
+        )
     return out, shape
 
 
@@ -79,8 +83,10 @@ def _channel_norm(layer, groups, shape, params):
 
 
 def _linear(groups, matrix):
-    return [{"K": matrix @ g["K"] @ matrix.T, "T": matrix @ g["T"] @ matrix.T, "c": g["c"]}
-            for g in groups]
+    return [
+        {"K": matrix @ g["K"] @ matrix.T, "T": matrix @ g["T"] @ matrix.T, "c": g["c"]}
+        for g in groups
+    ]
 
 
 def _kron(mats):
@@ -97,7 +103,7 @@ def _down(layer, groups, shape, params):
         m = np.zeros((n // tau, n))
         for q in range(n // tau):
             if layer.mode == "avg":
-                m[q, tau * q:tau * q + tau] = 1 / tau
+                m[q, tau * q : tau * q + tau] = 1 / tau
             else:
                 m[q, tau * q] = 1
         mats.append(m)
@@ -137,9 +143,17 @@ def _block(layer, groups, shape, params):
     return propagate(layer.layers, groups, shape, params)
 
 
-MAPS = {"conv": _conv, "relu": _pointwise, "leaky_relu": _pointwise, "erf": _pointwise,
-        "downsample": _down, "upsample": _up, "skip": _skip, "block": _block,
-        "channel_norm": _channel_norm}
+MAPS = {
+    "conv": _conv,
+    "relu": _pointwise,
+    "leaky_relu": _pointwise,
+    "erf": _pointwise,
+    "downsample": _down,
+    "upsample": _up,
+    "skip": _skip,
+    "block": _block,
+    "channel_norm": _channel_norm,
+}
 
 
 def propagate(layers, groups, shape, params):
