@@ -141,38 +141,9 @@ def run_dip(args: argparse.Namespace) -> int:
 
 
 def _train_and_write(args, cfg, y, mask, truth, out: Path) -> int:
-    import torch
+    from gpdip.dip import Problem, fit
 
-    from gpdip.dip import Problem, fit, make_network
-    from gpdip.dip.schemes import get_scheme
-    from gpdip.experiments.plots import plot_curves
-    from gpdip.io.atomic import save_json, save_torch
-    from gpdip.io.images import psnr, save_image
-
-    net, x = make_network(
-        args.arch,
-        (int(y.shape[1]), int(y.shape[2])),
-        y.shape[0],
-        width=args.width,
-        init=args.init,
-        parameterization=args.parameterization,
-        batchnorm=args.batchnorm,
-        padding=args.padding,
-        input_kind=args.input,
-        generator=torch.Generator().manual_seed(args.seed),
-    )
-    if getattr(get_scheme(cfg.method), "image_input", False):  # z is an image: C channels in
-        from gpdip.dip.methods import make_image_input_network
-
-        shape = (int(y.shape[1]), int(y.shape[2]))
-        net = make_image_input_network(
-            args.arch,
-            shape,
-            y.shape[0],
-            width=args.width,
-            generator=torch.Generator().manual_seed(args.seed),
-        )
-        x = y[None].clone()  # only its channel count is used: the scheme's z starts at Aᵀy
+    net, x = _network(args, cfg, y)
     res = fit(
         net,
         x,
@@ -182,8 +153,50 @@ def _train_and_write(args, cfg, y, mask, truth, out: Path) -> int:
         device=args.device,
         progress=not args.no_progress,
     )
-    save_image(out / "final.png", res.final)
-    for name in ("mean", "best", "stop"):
+    _write_outputs(args, res, truth, out)
+    if res.iterations < cfg.iters and res.stop_reason is None:
+        raise GpdipError(f"run stopped at {res.iterations} of {cfg.iters} iterations")
+    return 0
+
+
+def _network(args, cfg, y):
+    """(net, input) for an image y (C, H, W): the architecture's network, or for the schemes
+    whose input z is an image (Self-Guided DIP, aSeqDIP) a network taking C channels."""
+    import torch
+
+    from gpdip.dip import make_network
+    from gpdip.dip.schemes import get_scheme
+
+    shape = (int(y.shape[1]), int(y.shape[2]))
+    generator = torch.Generator().manual_seed(args.seed)
+    if getattr(get_scheme(cfg.method), "image_input", False):
+        from gpdip.dip.methods import make_image_input_network
+
+        net = make_image_input_network(
+            args.arch, shape, y.shape[0], width=args.width, generator=generator
+        )
+        return net, y[None].clone()  # only its channel count is used: z starts at Aᵀy
+    return make_network(
+        args.arch,
+        shape,
+        y.shape[0],
+        width=args.width,
+        init=args.init,
+        parameterization=args.parameterization,
+        batchnorm=args.batchnorm,
+        padding=args.padding,
+        input_kind=args.input,
+        generator=generator,
+    )
+
+
+def _write_outputs(args, res, truth, out: Path) -> None:
+    """Images (final, mean, best, stop, std), curves and summary.json, all atomic."""
+    from gpdip.experiments.plots import plot_curves
+    from gpdip.io.atomic import save_json, save_torch
+    from gpdip.io.images import psnr, save_image
+
+    for name in ("final", "mean", "best", "stop"):
         if getattr(res, name) is not None:
             save_image(out / f"{name}.png", getattr(res, name))
     if res.std is not None:
@@ -214,6 +227,3 @@ def _train_and_write(args, cfg, y, mask, truth, out: Path) -> int:
         )
     save_json(out / "summary.json", summary)
     print(json.dumps(summary))
-    if res.iterations < cfg.iters and res.stop_reason is None:
-        raise GpdipError(f"run stopped at {res.iterations} of {cfg.iters} iterations")
-    return 0

@@ -12,6 +12,9 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from gpdip.cli.args import SEED, integer, parse_number
 from gpdip.errors import GpdipError
 from gpdip.io.atomic import check_writable, save_npy
@@ -93,7 +96,6 @@ def _apply_sets(arch, sets: list[str]):
 def run(args: argparse.Namespace) -> int:
     """Compile or estimate, then write the table, the plot and the summary."""
     from gpdip.arch.parse import load_architecture
-    from gpdip.limit.compiler import compile_kernel
 
     if args.out is None and args.plot is None and not args.json:
         raise GpdipError("nothing to do: give --out K.npy, --plot K.png or --json")
@@ -110,51 +112,51 @@ def run(args: argparse.Namespace) -> int:
         "dims": args.dims,
         "kind": args.kind,
     }
-    stderr = None
-    if args.empirical:
-        from gpdip.finite.montecarlo import estimate_kernel, relative_error
-
-        if args.kind == "ntk":
-            from gpdip.finite.empirical_ntk import estimate_ntk
-
-            est = estimate_ntk(
-                arch,
-                args.size,
-                dims=args.dims,
-                width=args.width,
-                samples=args.samples,
-                seed=args.seed,
-            )
-        else:
-            est = estimate_kernel(
-                arch,
-                args.size,
-                dims=args.dims,
-                width=args.width,
-                samples=args.samples,
-                seed=args.seed,
-                progress=True,
-            )
-        table, stderr = est.mean.numpy(), est.stderr.numpy()
-        exact = compile_kernel(
-            arch, args.size, dims=args.dims, max_entries=args.max_entries, kind=args.kind
-        )
-        summary.update(
-            method="monte-carlo",
-            width=args.width,
-            samples=args.samples,
-            seed=args.seed,
-            max_stderr=float(stderr.max()),
-            rel_error_vs_compiled=relative_error(est.mean, exact, min(8, args.size - 1)),
-        )
-    else:
-        table = compile_kernel(
-            arch, args.size, dims=args.dims, max_entries=args.max_entries, kind=args.kind
-        ).numpy()
-        summary.update(method="compiled")
+    table, stderr = _empirical(args, arch, summary) if args.empirical else _compiled(args, arch)
+    summary.setdefault("method", "compiled")
     summary["seconds"] = round(time.perf_counter() - start, 4)
-    centre = (args.size - 1,) * args.dims
-    summary["k0"] = float(table[centre])
+    summary["k0"] = float(table[(args.size - 1,) * args.dims])
+    _write(args, table, stderr, summary)
+    return 0
+
+
+def _compiled(args: argparse.Namespace, arch) -> tuple[np.ndarray, None]:
+    from gpdip.limit.compiler import compile_kernel
+
+    kernel = compile_kernel(
+        arch, args.size, dims=args.dims, max_entries=args.max_entries, kind=args.kind
+    )
+    return kernel.numpy(), None
+
+
+def _empirical(args: argparse.Namespace, arch, summary: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Monte Carlo over sampled networks (NNGP, or the empirical NTK), with its error."""
+    from gpdip.finite.empirical_ntk import estimate_ntk
+    from gpdip.finite.montecarlo import estimate_kernel, relative_error
+
+    common = dict(dims=args.dims, width=args.width, samples=args.samples, seed=args.seed)
+    if args.kind == "ntk":
+        est = estimate_ntk(arch, args.size, **common)
+    else:
+        est = estimate_kernel(arch, args.size, progress=True, **common)
+    exact = _compiled(args, arch)[0]
+    summary.update(
+        method="monte-carlo",
+        width=args.width,
+        samples=args.samples,
+        seed=args.seed,
+        max_stderr=float(est.stderr.max()),
+        rel_error_vs_compiled=relative_error(
+            est.mean, torch.from_numpy(exact), min(8, args.size - 1)
+        ),
+    )
+    return est.mean.numpy(), est.stderr.numpy()
+
+
+def _write(
+    args: argparse.Namespace, table: np.ndarray, stderr: np.ndarray | None, summary: dict
+) -> None:
+    """The table (and its standard errors), the plot, and the summary line or JSON."""
     if args.out:
         save_npy(args.out, table)
         if stderr is not None:
@@ -174,4 +176,3 @@ def run(args: argparse.Namespace) -> int:
             f"{summary['arch']}: {summary['method']} table of shape {table.shape} "
             f"in {summary['seconds']} s" + (f" -> {args.out}" if args.out else "")
         )
-    return 0
