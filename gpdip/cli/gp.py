@@ -63,30 +63,10 @@ def register(subparsers) -> None:
 
 def run_inpaint(args: argparse.Namespace) -> int:
     from gpdip.gp import inpaint
-    from gpdip.io.images import (
-        channels_first,
-        channels_last,
-        load_image,
-        load_mask,
-        psnr,
-        save_image,
-        ssim,
-    )
+    from gpdip.io.images import channels_first, channels_last, psnr, save_image, ssim
 
     _check_inpaint_outputs(args)
-    image = load_image(args.image)  # (C, H, W)
-    mask = load_mask(args.mask, (int(image.shape[1]), int(image.shape[2])))
-    if args.png_bits == 16 and image.shape[0] != 1:
-        raise GpdipError(
-            f"--png-bits 16: image '{args.image}' has colour; a 16-bit PNG "
-            "holds grey images only (use 8 or an .npy output)"
-        )
-    truth = load_image(args.truth) if args.truth else None
-    if truth is not None and truth.shape != image.shape:
-        raise GpdipError(
-            f"--truth '{args.truth}' has shape {tuple(truth.shape)} (C, H, W), "
-            f"expected {tuple(image.shape)} as the image"
-        )
+    image, mask, truth = _inpaint_inputs(args)
     gen = torch.Generator().manual_seed(args.seed)
     kernel = args.kernel
     if args.candidates:
@@ -124,6 +104,26 @@ def run_inpaint(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=1, default=float))
     return 0
+
+
+def _inpaint_inputs(args: argparse.Namespace):
+    """(image (C, H, W), mask (H, W), truth or None), checked against each other."""
+    from gpdip.io.images import load_image, load_mask
+
+    image = load_image(args.image)
+    mask = load_mask(args.mask, (int(image.shape[1]), int(image.shape[2])))
+    if args.png_bits == 16 and image.shape[0] != 1:
+        raise GpdipError(
+            f"--png-bits 16: image '{args.image}' has colour; a 16-bit PNG "
+            "holds grey images only (use 8 or an .npy output)"
+        )
+    truth = load_image(args.truth) if args.truth else None
+    if truth is not None and truth.shape != image.shape:
+        raise GpdipError(
+            f"--truth '{args.truth}' has shape {tuple(truth.shape)} (C, H, W), "
+            f"expected {tuple(image.shape)} as the image"
+        )
+    return image, mask, truth
 
 
 def _check_inpaint_outputs(args: argparse.Namespace) -> None:
