@@ -43,7 +43,7 @@ def task(dims: int, size: int, keep: float, seed: int = 0) -> dict:
     truth = truth.reshape(-1).double()
     n = truth.numel()
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    observed = torch.sort(perm[: int(round(keep * n))]).values
+    observed = torch.sort(perm[: round(keep * n)]).values
     return {"shape": shape, "truth": truth, "observed": observed, "y_obs": truth[observed]}
 
 
@@ -55,10 +55,11 @@ def limit(args: argparse.Namespace, t: dict) -> dict:
     return {"k": k, "theta": theta, "bound": bound, "lr": args.lr_fraction * bound}
 
 
-def done_keys(path: Path) -> set[tuple]:
+def done_keys(path: Path, siblings: bool = True) -> set[tuple]:
     """(width, seed) already in ``path`` or its tagged siblings (parallel workers)."""
     keys = set()
-    for sibling in path.parent.glob(path.stem.split("+")[0] + "*.jsonl"):
+    pattern = path.stem.split("+")[0] + "*.jsonl" if siblings else path.name
+    for sibling in path.parent.glob(pattern):
         keys |= {(r["width"], r["seed"]) for r in map(json.loads, sibling.read_text().splitlines())}
     return keys
 
@@ -75,20 +76,41 @@ def run_gd(args: argparse.Namespace) -> None:
     lim = limit(args, t)
     pred = study.ntk_gd_prediction(lim["theta"], t["observed"], t["y_obs"], lim["lr"], args.steps)
     path = OUT / f"gd_{args.dims}d{args.tag}.jsonl"
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.seeds):
         for width in args.widths:
             if (width, seed) in done_keys(path):
                 continue
-            res = study.train_network(args.arch, t["shape"], t["observed"], t["y_obs"],
-                                      width=width, seed=seed, lr=lim["lr"], steps=args.steps)
-            append(path, {
-                "arch": args.arch, "dims": args.dims, "size": args.size, "width": width,
-                "seed": seed, "lr": lim["lr"], "bound": lim["bound"], "steps": args.steps,
-                "dist": [study.rms(res.outputs[i], pred[i]) for i in range(len(args.steps))],
-                "pred_rms": [float(pred[i].pow(2).mean().sqrt()) for i in range(len(args.steps))],
-                "psnr": [study.psnr(o, t["truth"]) for o in res.outputs],
-                "pred_psnr": [study.psnr(p, t["truth"]) for p in pred],
-                "seconds": res.seconds, "output": res.outputs.tolist()})
+            res = study.train_network(
+                args.arch,
+                t["shape"],
+                t["observed"],
+                t["y_obs"],
+                width=width,
+                seed=seed,
+                lr=lim["lr"],
+                steps=args.steps,
+            )
+            append(
+                path,
+                {
+                    "arch": args.arch,
+                    "dims": args.dims,
+                    "size": args.size,
+                    "width": width,
+                    "seed": seed,
+                    "lr": lim["lr"],
+                    "bound": lim["bound"],
+                    "steps": args.steps,
+                    "dist": [study.rms(res.outputs[i], pred[i]) for i in range(len(args.steps))],
+                    "pred_rms": [
+                        float(pred[i].pow(2).mean().sqrt()) for i in range(len(args.steps))
+                    ],
+                    "psnr": [study.psnr(o, t["truth"]) for o in res.outputs],
+                    "pred_psnr": [study.psnr(p, t["truth"]) for p in pred],
+                    "seconds": res.seconds,
+                    "output": res.outputs.tolist(),
+                },
+            )
             print(f"gd {args.dims}d width {width} seed {seed}: {res.seconds:.0f} s", flush=True)
 
 
@@ -99,61 +121,91 @@ def run_adam(args: argparse.Namespace) -> None:
     traj = study.ntk_gd_prediction(lim["theta"], t["observed"], t["y_obs"], lim["lr"], grid)
     gp_mean, _ = study.gp_posterior(lim["k"], t["observed"], t["y_obs"], args.noise_var)
     path = OUT / f"adam_{args.dims}d{args.tag}.jsonl"
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.seeds):
         for width in args.widths:
             if (width, seed) in done_keys(path):
                 continue
             steps = list(range(0, max(args.steps) + 1, 10))
             try:
                 res = study.train_network(
-                    args.arch, t["shape"], t["observed"], t["y_obs"], width=width, seed=seed,
-                    lr=args.adam_lr, steps=steps, optimizer="adam",
-                    parameterization=args.parameterization, truth=t["truth"])
+                    args.arch,
+                    t["shape"],
+                    t["observed"],
+                    t["y_obs"],
+                    width=width,
+                    seed=seed,
+                    lr=args.adam_lr,
+                    steps=steps,
+                    optimizer="adam",
+                    parameterization=args.parameterization,
+                    truth=t["truth"],
+                )
             except Exception as err:  # a diverged run is a result, recorded as such
                 append(path, {"width": width, "seed": seed, "error": str(err)})
                 continue
             best = int(np.argmax(res.psnr[steps]))
             f_best = res.outputs[best]
             to_traj = [study.rms(f_best, p) for p in traj]
-            append(path, {
-                "arch": args.arch, "dims": args.dims, "width": width, "seed": seed,
-                "adam_lr": args.adam_lr, "parameterization": args.parameterization,
-                "best_step": steps[best], "best_psnr": float(res.psnr[steps[best]]),
-                "dist_ntk_nearest": min(to_traj),
-                "ntk_nearest_step": int(grid[int(np.argmin(to_traj))]),
-                "dist_gp_mean": study.rms(f_best, gp_mean),
-                "psnr_curve": res.psnr[steps].tolist(), "seconds": res.seconds,
-                "output": f_best.tolist()})
+            append(
+                path,
+                {
+                    "arch": args.arch,
+                    "dims": args.dims,
+                    "width": width,
+                    "seed": seed,
+                    "adam_lr": args.adam_lr,
+                    "parameterization": args.parameterization,
+                    "best_step": steps[best],
+                    "best_psnr": float(res.psnr[steps[best]]),
+                    "dist_ntk_nearest": min(to_traj),
+                    "ntk_nearest_step": int(grid[int(np.argmin(to_traj))]),
+                    "dist_gp_mean": study.rms(f_best, gp_mean),
+                    "psnr_curve": res.psnr[steps].tolist(),
+                    "seconds": res.seconds,
+                    "output": f_best.tolist(),
+                },
+            )
             print(f"adam {args.dims}d width {width} seed {seed}: {res.seconds:.0f} s", flush=True)
 
 
 def run_prior(args: argparse.Namespace) -> None:
     size = args.kernel_size
-    nngp, ntk = compile_kernels(args.arch, size, dims=args.dims)
-    path = OUT / f"prior_{args.dims}d.jsonl"
-    done = done_keys(path)
+    exact = dict(
+        zip(("nngp", "ntk"), compile_kernels(args.arch, size, dims=args.dims), strict=True)
+    )
+    estimators = {"nngp": estimate_kernel, "ntk": estimate_ntk}
+    path = OUT / f"prior_{args.dims}d{args.tag}.jsonl"
     for width in args.widths:
-        if (width, 0) in done:
+        if (width, 0) in done_keys(path, siblings=False):
             continue
-        start = time.perf_counter()
-        est_k = estimate_kernel(args.arch, size, dims=args.dims, width=width,
-                                samples=args.samples, seed=width)
-        sec_k = time.perf_counter() - start
-        est_t = estimate_ntk(args.arch, size, dims=args.dims, width=width,
-                             samples=args.samples, seed=width)
-        sec_t = time.perf_counter() - start - sec_k
-        bias_k, floor_k = study.debiased_error(est_k.mean, est_k.stderr, nngp, size - 1)
-        bias_t, floor_t = study.debiased_error(est_t.mean, est_t.stderr, ntk, size - 1)
-        append(path, {"arch": args.arch, "dims": args.dims, "width": width, "seed": 0,
-                      "samples": args.samples, "nngp_bias": bias_k, "nngp_floor": floor_k,
-                      "ntk_bias": bias_t, "ntk_floor": floor_t,
-                      "nngp_seconds": sec_k, "ntk_seconds": sec_t})
-        print(f"prior width {width}: {sec_k:.0f} + {sec_t:.0f} s", flush=True)
+        record = {
+            "arch": args.arch,
+            "dims": args.dims,
+            "width": width,
+            "seed": 0,
+            "samples": args.samples,
+        }
+        for kind in ("nngp", "ntk"):
+            if kind not in args.kinds:
+                continue
+            start = time.perf_counter()
+            est = estimators[kind](
+                args.arch, size, dims=args.dims, width=width, samples=args.samples, seed=width
+            )
+            bias, floor = study.debiased_error(est.mean, est.stderr, exact[kind], size - 1)
+            record |= {
+                f"{kind}_bias": bias,
+                f"{kind}_floor": floor,
+                f"{kind}_seconds": time.perf_counter() - start,
+            }
+        append(path, record)
+        print(f"prior width {width}: {record}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("part", choices=["gd", "adam", "prior", "report"])
     p.add_argument("--arch", default="conv-d3-s2")
     p.add_argument("--dims", type=int, default=1)
@@ -162,20 +214,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64, 128, 256, 512])
     p.add_argument("--seeds", type=int, default=4)
     p.add_argument("--steps", type=int, nargs="+", default=[30, 300, 1000])
-    p.add_argument("--lr-fraction", type=float, default=0.5,
-                   help="GD rate as a fraction of the stability bound 2/lambda_max(Theta_oo)")
+    p.add_argument(
+        "--lr-fraction",
+        type=float,
+        default=0.5,
+        help="GD rate as a fraction of the stability bound 2/lambda_max(Theta_oo)",
+    )
+    p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--tag", default="", help="file suffix '+NAME' for a parallel worker")
     p.add_argument("--adam-lr", type=float, default=0.01)
     p.add_argument("--parameterization", default="standard", help="for Adam")
     p.add_argument("--noise-var", type=float, default=1e-4, help="GP posterior noise")
     p.add_argument("--samples", type=int, default=64, help="prior: networks per width")
+    p.add_argument("--kinds", nargs="+", default=["nngp", "ntk"], help="prior: kernels")
     p.add_argument("--kernel-size", type=int, default=8, help="prior: table offsets < S")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.part == "report":
-        from scripts.convergence_report import report
+        from convergence_report import report  # scripts/ is on sys.path when run as a script
 
-        report(OUT, Path("docs/results/convergence"))
+        t = task(1, args.size, args.keep)
+        lim = limit(args, t)
+        gp_mean, _ = study.gp_posterior(lim["k"], t["observed"], t["y_obs"], args.noise_var)
+        report(OUT, Path("docs/results/convergence"), study.psnr(gp_mean, t["truth"]))
         return
     {"gd": run_gd, "adam": run_adam, "prior": run_prior}[args.part](args)
 

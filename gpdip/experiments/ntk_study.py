@@ -47,8 +47,10 @@ def torus_matrix(table: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     for axis, n in enumerate(shape):
         half = (table.shape[axis] - 1) // 2
         if half < n // 2:
-            raise GpdipError(f"table: axis {axis} reaches offset {half}, the torus of {n} "
-                             f"needs {n // 2}; compile with size >= {n // 2 + 1}")
+            raise GpdipError(
+                f"table: axis {axis} reaches offset {half}, the torus of {n} "
+                f"needs {n // 2}; compile with size >= {n // 2 + 1}"
+            )
         pos = torch.arange(n)
         offset = (pos[None, :] - pos[:, None]) % n
         offset = torch.where(offset > n // 2, offset - n, offset)  # nearest image
@@ -74,8 +76,13 @@ def stability_bound(theta_oo: torch.Tensor) -> float:
     return 2.0 / float(torch.linalg.eigvalsh(theta_oo)[-1])
 
 
-def ntk_gd_prediction(theta: torch.Tensor, observed: torch.Tensor, y_obs: torch.Tensor,
-                      lr: float, steps: Sequence[int]) -> torch.Tensor:
+def ntk_gd_prediction(
+    theta: torch.Tensor,
+    observed: torch.Tensor,
+    y_obs: torch.Tensor,
+    lr: float,
+    steps: Sequence[int],
+) -> torch.Tensor:
     """f_t = Theta_{:,o} g_t(Theta_oo) y for each t in ``steps``: shape (len(steps), N).
 
     theta: (N, N) NTK; observed: (n_o,) indices; y_obs: (n_o,) targets.  Exact in float64
@@ -90,8 +97,9 @@ def ntk_gd_prediction(theta: torch.Tensor, observed: torch.Tensor, y_obs: torch.
     evals, evecs = torch.linalg.eigh(theta_oo)
     evals = evals.clamp_min(0.0)  # round-off below zero; the NTK is PSD
     if lr * float(evals[-1]) >= 2:
-        raise GpdipError(f"lr {lr} is above the stability bound 2/lambda_max = "
-                         f"{2 / float(evals[-1]):.4g}")
+        raise GpdipError(
+            f"lr {lr} is above the stability bound 2/lambda_max = {2 / float(evals[-1]):.4g}"
+        )
     coeff = evecs.T @ y_obs.double()
     out = []
     for t in steps:
@@ -102,8 +110,13 @@ def ntk_gd_prediction(theta: torch.Tensor, observed: torch.Tensor, y_obs: torch.
     return torch.stack(out)
 
 
-def kernel_gd_recursion(theta: torch.Tensor, observed: torch.Tensor, y_obs: torch.Tensor,
-                        lr: float, steps: Sequence[int]) -> torch.Tensor:
+def kernel_gd_recursion(
+    theta: torch.Tensor,
+    observed: torch.Tensor,
+    y_obs: torch.Tensor,
+    lr: float,
+    steps: Sequence[int],
+) -> torch.Tensor:
     """Reference: f_{t+1} = f_t - lr Theta_{:,o} (f_t[o] - y), f_0 = 0, run step by step."""
     f = torch.zeros(theta.shape[0], dtype=torch.float64)
     out, wanted = {}, set(int(t) for t in steps)
@@ -114,8 +127,9 @@ def kernel_gd_recursion(theta: torch.Tensor, observed: torch.Tensor, y_obs: torc
     return torch.stack([out[int(t)] for t in steps])
 
 
-def gp_posterior(k: torch.Tensor, observed: torch.Tensor, y_obs: torch.Tensor,
-                 noise_var: float) -> tuple[torch.Tensor, torch.Tensor]:
+def gp_posterior(
+    k: torch.Tensor, observed: torch.Tensor, y_obs: torch.Tensor, noise_var: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """NNGP posterior mean K_{:,o}(K_oo + s^2 I)^-1 y and std of f (no noise), shapes (N,)."""
     k = k.double()
     k_oo = k[observed][:, observed] + noise_var * torch.eye(len(observed), dtype=torch.float64)
@@ -143,10 +157,20 @@ def psnr(estimate: torch.Tensor, truth: torch.Tensor) -> float:
     return 10 * math.log10(1 / max(mse, 1e-30))
 
 
-def train_network(arch: ArchLike, shape: Sequence[int], observed: torch.Tensor,
-                  y_obs: torch.Tensor, *, width: int, seed: int, lr: float,
-                  steps: Sequence[int], optimizer: str = "gd", parameterization: str = "ntk",
-                  truth: torch.Tensor | None = None) -> TrainResult:
+def train_network(
+    arch: ArchLike,
+    shape: Sequence[int],
+    observed: torch.Tensor,
+    y_obs: torch.Tensor,
+    *,
+    width: int,
+    seed: int,
+    lr: float,
+    steps: Sequence[int],
+    optimizer: str = "gd",
+    parameterization: str = "ntk",
+    truth: torch.Tensor | None = None,
+) -> TrainResult:
     """Train a centred circular network on L = 1/2 sum_o (f(z) - f_0(z) - y)^2.
 
     ``optimizer="gd"``: theta <- theta - lr grad L (full batch); ``"adam"``: torch Adam on
@@ -159,9 +183,15 @@ def train_network(arch: ArchLike, shape: Sequence[int], observed: torch.Tensor,
 
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
-    net = build_network(arch, dims=len(shape), width=width, out_channels=1,
-                        parameterization=parameterization, padding="circular",
-                        generator=generator)
+    net = build_network(
+        arch,
+        dims=len(shape),
+        width=width,
+        out_channels=1,
+        parameterization=parameterization,
+        padding="circular",
+        generator=generator,
+    )
     z = sample_input(arch, tuple(shape), width=width, periodic=True, generator=generator)
     with torch.no_grad():
         f_init = net(z).reshape(-1).clone()
@@ -185,12 +215,14 @@ def train_network(arch: ArchLike, shape: Sequence[int], observed: torch.Tensor,
         else:
             with torch.no_grad():
                 for p in params:
-                    p -= lr * p.grad
+                    assert p.grad is not None  # every parameter reaches the output
+                    p.sub_(lr * p.grad)
         if not math.isfinite(loss.item()):
             raise GpdipError(f"training diverged at step {t} (width {width}, lr {lr})")
     outputs = torch.stack([recorded[int(t)] for t in steps])
-    return TrainResult(list(map(int, steps)), outputs, np.asarray(curve),
-                       time.perf_counter() - start)
+    return TrainResult(
+        list(map(int, steps)), outputs, np.asarray(curve), time.perf_counter() - start
+    )
 
 
 def rms(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -206,8 +238,9 @@ def loglog_slope(widths: Sequence[float], values: Sequence[float]) -> float:
     return float(slope)
 
 
-def debiased_error(mean: torch.Tensor, stderr: torch.Tensor, exact: torch.Tensor,
-                   max_offset: int) -> tuple[float, float]:
+def debiased_error(
+    mean: torch.Tensor, stderr: torch.Tensor, exact: torch.Tensor, max_offset: int
+) -> tuple[float, float]:
     """(bias, floor): the relative kernel bias with the Monte Carlo floor removed.
 
     E||mean - exact||^2 = ||bias||^2 + sum stderr^2, so ||bias||^2 is estimated without

@@ -33,8 +33,9 @@ def test_closed_form_equals_kernel_gd_recursion() -> None:
     theta = low @ low.T
     lr = 0.5 * study.stability_bound(theta[observed][:, observed])
     closed = study.ntk_gd_prediction(theta, observed, y, lr, steps)
-    assert torch.allclose(closed, study.kernel_gd_recursion(theta, observed, y, lr, steps),
-                          atol=1e-9, rtol=0)
+    assert torch.allclose(
+        closed, study.kernel_gd_recursion(theta, observed, y, lr, steps), atol=1e-9, rtol=0
+    )
 
 
 def test_prediction_on_compiled_torus_ntk_and_bad_input() -> None:
@@ -81,17 +82,33 @@ def test_gd_with_tiny_rate_matches_first_order_expansion() -> None:
     observed = torch.tensor([1, 2, 5, 8, 11, 14])
     y = torch.linspace(0.2, 0.9, 6, dtype=torch.float64)
     lr = 1e-4
-    res = study.train_network(arch, shape, observed, y, width=width, seed=seed, lr=lr,
-                              steps=[0, 1])
+    res = study.train_network(arch, shape, observed, y, width=width, seed=seed, lr=lr, steps=[0, 1])
     assert torch.equal(res.outputs[0], torch.zeros(16, dtype=torch.float64))
     generator = torch.Generator().manual_seed(seed)
-    net = build_network(arch, dims=1, width=width, out_channels=1, parameterization="ntk",
-                        padding="circular", generator=generator).double()
-    z = sample_input(arch, shape, width=width, periodic=True, generator=generator,
-                     dtype=torch.float64)
+    net = build_network(
+        arch,
+        dims=1,
+        width=width,
+        out_channels=1,
+        parameterization="ntk",
+        padding="circular",
+        generator=generator,
+    ).double()
+    z = sample_input(
+        arch, shape, width=width, periodic=True, generator=generator, dtype=torch.float64
+    )
     out = net(z).reshape(-1)
-    j = torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(
-        out[i], list(net.parameters()), retain_graph=True)]) for i in range(16)])  # (16, P)
+    j = torch.stack(
+        [
+            torch.cat(
+                [
+                    g.reshape(-1)
+                    for g in torch.autograd.grad(out[i], list(net.parameters()), retain_graph=True)
+                ]
+            )
+            for i in range(16)
+        ]
+    )  # (16, P)
     first_order = lr * (j @ j[observed].T) @ y
     rel = float(torch.linalg.norm(res.outputs[1] - first_order) / torch.linalg.norm(first_order))
     assert rel < 1e-2
@@ -152,8 +169,9 @@ def test_wide_centred_network_follows_the_ntk_prediction() -> None:
     def mean_distance(width: int) -> float:
         dist = []
         for seed in range(3):
-            res = study.train_network(arch, shape, observed, truth[observed], width=width,
-                                      seed=seed, lr=lr, steps=steps)
+            res = study.train_network(
+                arch, shape, observed, truth[observed], width=width, seed=seed, lr=lr, steps=steps
+            )
             dist.append(np.mean([study.rms(res.outputs[i], pred[i]) for i in range(2)]))
         return float(np.mean(dist))
 
