@@ -20,11 +20,13 @@ from gpdip.experiments import ntk_study as study
 
 
 def load(path: Path) -> list[dict]:
-    """Records of ``path`` and its '+tag' siblings, errors dropped."""
-    rows: list[dict] = []
+    """Records of ``path`` and its '+tag' siblings, errors dropped, one per (width, seed)."""
+    rows: dict[tuple, dict] = {}
     for sibling in sorted(path.parent.glob(path.stem + "*.jsonl")):
-        rows += [r for r in map(json.loads, sibling.read_text().splitlines()) if "error" not in r]
-    return rows
+        for r in map(json.loads, sibling.read_text().splitlines()):
+            if "error" not in r:
+                rows.setdefault((r["width"], r["seed"], r.get("samples")), r)
+    return list(rows.values())
 
 
 def by_width(rows: list[dict]) -> dict[int, list[dict]]:
@@ -202,6 +204,10 @@ def figure_distances(gd: dict[str, dict], prior: list[dict], path: Path) -> None
     ax.loglog(widths, 0.2 * (widths / 16.0) ** -1.0, "k--", label="∝ width^-1")
     ax.set(xlabel="width (channels)", ylabel="relative kernel error", title="Prior")
     ax.legend(fontsize=7)
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([16, 32, 64, 128, 256, 512], ["16", "32", "64", "128", "256", "512"])
+        ax.minorticks_off()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
