@@ -43,7 +43,20 @@ def main() -> None:
     mu = post.mean[miss]
     m_ntk = posterior_mean(ntk)[miss]
     norm = float(mu.norm())
-    print(json.dumps({"ntk_ridge_vs_nngp_mean": float((m_ntk - mu).norm()) / norm}))
+    theta_oo = scale * ntk[offset][observed][:, observed]
+    lam_max = float(torch.linalg.eigvalsh(theta_oo)[-1])
+    # Plain Langevin in the NTK parameterisation: stable steps eps < 2 sigma^2 / lam_max; the
+    # prior's re-sampling of the weights relaxes at rate 1/2, so ~2 relaxation times (t = 4)
+    # need 4 / eps = 2 lam_max / sigma^2 steps, whatever the width.
+    print(
+        json.dumps(
+            {
+                "ntk_ridge_vs_nngp_mean": float((m_ntk - mu).norm()) / norm,
+                "lambda_max_theta_oo": lam_max,
+                "langevin_steps_to_mix": 2 * lam_max / noise_var,
+            }
+        )
+    )
     chains = Path("results/dip/sweep1d/chains")
     for width in (16, 32, 64, 128, 256):
         for iters in (4000, 12000):
