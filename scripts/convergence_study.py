@@ -28,7 +28,7 @@ import torch
 from gpdip.experiments import ntk_study as study
 from gpdip.finite.empirical_ntk import estimate_ntk
 from gpdip.finite.montecarlo import estimate_kernel
-from gpdip.gp import load_image
+from gpdip.io.images import channels_last, load_image
 from gpdip.io.paths import packaged_asset
 from gpdip.limit.compiler import compile_kernels
 
@@ -37,7 +37,7 @@ OUT = Path("results/convergence")
 
 def task(dims: int, size: int, keep: float, seed: int = 0) -> dict:
     """The inpainting task: a row (1-D) or top-left crop (2-D) of house128, ``keep`` observed."""
-    image = load_image(packaged_asset("house128.png"))
+    image = channels_last(load_image(packaged_asset("house128.png")))  # (H, W)
     truth = image[64, :size] if dims == 1 else image[:size, :size]
     shape = tuple(truth.shape)
     truth = truth.reshape(-1).double()
