@@ -16,23 +16,12 @@ from pathlib import Path
 
 import torch
 
+from gpdip.experiments.paper_tables import TASK_IMAGES
 from gpdip.gp import inpaint
 from gpdip.io.images import channels_first, channels_last, load_image, psnr, ssim
 from gpdip.io.paths import shared_data_dir
 
-IMAGES = (
-    "barbara",
-    "boat",
-    "house",
-    "Lena512",
-    "peppers256",
-    "Cameraman256",
-    "couple",
-    "fingerprint",
-    "hill",
-    "man",
-    "montage",
-)
+IMAGES = TASK_IMAGES["inpainting"]  # the paper's Table 2 images
 
 
 # The paper's Table 2 (SGLD row, dB) for reference; GP rows exist there only at 64x64.

@@ -82,7 +82,6 @@ def _network_ntk(
 ) -> torch.Tensor:
     """Θ̂(r) of one network, averaged over anchors at every phase (t₀ ∈ {0..P−1}^dims)."""
     params: dict[str, torch.Tensor] = dict(net.named_parameters())
-    n = x.shape[-1]
 
     def f(p: dict[str, torch.Tensor]) -> torch.Tensor:
         return functional_call(net, p, (x,))[0, 0]  # (*spatial)
@@ -100,5 +99,4 @@ def _network_ntk(
         total += centred[tuple(slice(0, 2 * size - 1) for _ in range(dims))].flip(
             tuple(range(dims))
         )
-        assert 2 * size - 1 <= n
     return total / len(anchors)

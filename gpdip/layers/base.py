@@ -22,7 +22,6 @@ each one walk over these methods, with no ``isinstance`` chain.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -237,8 +236,3 @@ def last_conv(layers: tuple[Layer, ...]) -> Layer | None:
         if found is not PASS:
             return found if isinstance(found, Layer) else None
     return None
-
-
-def replace(layer: Layer, **changes: object) -> Layer:
-    """``dataclasses.replace`` for layers (re-validated by the architecture)."""
-    return dataclasses.replace(layer, **changes)  # type: ignore[type-var]

@@ -162,11 +162,6 @@ def _compile(
     return tables  # type: ignore[return-value]
 
 
-def check_architecture(arch: Architecture) -> None:
-    """Apply the limit's rules (Gaussian inputs to non-linearities, exact adds) without tables."""
-    symbolic_output(arch)
-
-
 def symbolic_output(arch: Architecture) -> Group:
     """The output group's flags and period, from a walk without tables."""
     walker = Walker({}, DEFAULT_MAX_ENTRIES, arch.name, _prefix(arch))
