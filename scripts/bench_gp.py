@@ -27,12 +27,13 @@ import torch
 
 from gpdip.errors import GpdipError
 from gpdip.gp import inpaint
+from gpdip.gp.gpytorch_backend import gpytorch_posterior
 from gpdip.gp.grid import grid_coordinates
-from gpdip.gp.hyper import fit_hyperparameters, make_kernel
-from gpdip.gp.inpaint import gpytorch_posterior
+from gpdip.gp.hyper import fit_hyperparameters
 from gpdip.gp.kernels import DIPKernel, Matern52Table, interpolate_table
 from gpdip.gp.posterior import grid_posterior
 from gpdip.gp.sampling import CirculantSampler
+from gpdip.gp.tables import make_kernel
 from gpdip.io.images import channels_last, load_image, psnr
 from gpdip.io.paths import shared_data_dir
 

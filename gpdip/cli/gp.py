@@ -156,9 +156,9 @@ def _report(info: dict, seconds: float) -> dict:
 
 
 def _table_fn(arch: str, lengthscale: float):
-    from gpdip.gp.hyper import make_kernel
+    from gpdip.gp.tables import make_table
 
-    k = make_kernel(arch, lengthscale)
+    k = make_table(arch, lengthscale)
     return lambda size: k.table(size).detach()
 
 

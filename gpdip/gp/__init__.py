@@ -35,9 +35,11 @@ _EXPORTS: dict[str, str] = {
     "dense_from_table": "grid",
     "table_from_offsets": "grid",
     "fit_hyperparameters": "hyper",
-    "make_kernel": "hyper",
+    "make_kernel": "tables",
+    "make_table": "tables",
+    "GridTable": "tables",
     "select_kernel": "hyper",
-    "gpytorch_posterior": "inpaint",
+    "gpytorch_posterior": "gpytorch_backend",
     "inpaint": "inpaint",
     "keops_available": "keops",
     "kernel_matmul": "keops",
@@ -65,6 +67,7 @@ __all__ = [
     "DIPKernel",
     "GpdipWarning",
     "GridKernelOperator",
+    "GridTable",
     "MaskedGridOperator",
     "Matern52Table",
     "Posterior",
@@ -82,6 +85,7 @@ __all__ = [
     "keops_available",
     "kernel_matmul",
     "make_kernel",
+    "make_table",
     "sample_prior",
     "sample_prior_dense",
     "scattered_posterior_mean",
@@ -92,9 +96,10 @@ __all__ = [
 
 if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from gpdip.gp.cg import CGConvergenceWarning, CGInfo, conjugate_gradients, grid_preconditioner
+    from gpdip.gp.gpytorch_backend import gpytorch_posterior
     from gpdip.gp.grid import dense_from_table, table_from_offsets
-    from gpdip.gp.hyper import fit_hyperparameters, make_kernel, select_kernel
-    from gpdip.gp.inpaint import gpytorch_posterior, inpaint
+    from gpdip.gp.hyper import fit_hyperparameters, select_kernel
+    from gpdip.gp.inpaint import inpaint
     from gpdip.gp.keops import keops_available, kernel_matmul, scattered_posterior_mean
     from gpdip.gp.kernels import (
         DIPKernel,
@@ -106,6 +111,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     )
     from gpdip.gp.posterior import Posterior, dense_posterior, grid_posterior
     from gpdip.gp.sampling import CirculantSampler, sample_prior, sample_prior_dense
+    from gpdip.gp.tables import GridTable, make_kernel, make_table
     from gpdip.gp.toeplitz import GridKernelOperator, MaskedGridOperator
 
 

@@ -32,6 +32,25 @@ def as_size(size: int | Sequence[int], dims: int = 2) -> Size:
     return out
 
 
+def next_fast_len(n: int) -> int:
+    """Smallest ``m >= n`` whose prime factors are 2, 3 and 5 (fast for pocketfft).
+
+    The same numbers as ``scipy.fft.next_fast_len(n, real=True)``, without importing
+    scipy.fft (a third of a second of start-up).
+    """
+    best = 1 << max(n - 1, 0).bit_length()  # the next power of two always qualifies
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            # the smallest power-of-two multiple of p35 that reaches n
+            m = p35 << max(0, (-(-n // p35) - 1).bit_length())
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
 def table_grid_size(table: Tensor) -> Size:
     """Grid size ``(H, W)`` that a table of shape ``(2H-1, 2W-1)`` covers."""
     if table.dim() not in (1, 2) or any(s % 2 == 0 for s in table.shape):

@@ -41,12 +41,19 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Union
 
 import torch
 from torch import Tensor
 
 from gpdip.errors import GpdipError
-from gpdip.gp.kernels import DIPKernel, Matern52Table, RBFTable, TableKernel
+from gpdip.gp.tables import DIPGridTable, GridTable, make_table
+
+if TYPE_CHECKING:
+    from gpdip.gp.kernels import TableKernel
+
+#: Anything with ``table(size)`` and a settable ``outputscale``: a GridTable or a TableKernel.
+Kernel = Union[GridTable, "TableKernel"]
 
 Window = tuple[int, int, int, int]  # (y0, x0, h, w)
 #: Range of the noise-to-output-scale ratio searched when the noise is learned.  The floor
@@ -178,13 +185,14 @@ def _search_1d(
     return (x, fx) if fx >= vals[i] else (xs[i], vals[i])
 
 
-def _free_parameters(kernel: TableKernel) -> dict[str, Callable[[float], None]]:
+def _free_parameters(kernel: Kernel) -> dict[str, Callable[[float], None]]:
     """Setters of the kernel's continuous parameters that the fit should search."""
     setters: dict[str, Callable[[float], None]] = {}
-    if kernel.has_lengthscale and kernel.raw_lengthscale.requires_grad:
+    raw = getattr(kernel, "raw_lengthscale", None) if kernel.has_lengthscale else None
+    if raw is not None and raw.requires_grad:
 
         def set_lengthscale(v: float) -> None:
-            kernel.lengthscale = torch.tensor(v, dtype=kernel.raw_lengthscale.dtype)
+            kernel.lengthscale = torch.tensor(v, dtype=raw.dtype)  # type: ignore[union-attr]
 
         setters["lengthscale"] = set_lengthscale
     for name in getattr(kernel, "learn", ()):
@@ -202,7 +210,7 @@ def _log_setter(param: Tensor) -> Callable[[float], None]:
 
 
 def fit_hyperparameters(
-    kernel: TableKernel,
+    kernel: Kernel,
     image: Tensor,
     mask: Tensor,
     noise: float | None = None,
@@ -253,7 +261,7 @@ def fit_hyperparameters(
 
 
 def refine_on_whole_image(
-    kernel: TableKernel,
+    kernel: Kernel,
     image: Tensor,
     mask: Tensor,
     noise: float | None = None,
@@ -322,55 +330,6 @@ def window_data(image: Tensor, mask: Tensor, crop: int = 24, n_crops: int = 16) 
     return WindowData(image, mask, windows, float(image[mask].mean()))
 
 
-def exact_mll(table: Tensor, image: Tensor, mask: Tensor, noise: Tensor, mu: float) -> Tensor:
-    """Exact log marginal likelihood (differentiable in ``table`` and ``noise``)."""
-    idx = torch.nonzero(mask.reshape(-1)).reshape(-1)
-    coords = torch.nonzero(mask)  # (m, 2) observed pixels, same order as idx
-    diff = coords[:, None, :] - coords[None, :, :] + torch.tensor(image.shape) - 1
-    K = table[diff[..., 0], diff[..., 1]]  # only the observed block: m^2, not n^2
-    A = K + noise * torch.eye(idx.numel(), dtype=K.dtype)
-    r = image.reshape(-1)[idx].double() - mu
-    return _GaussianLogLik.apply(A, r)
-
-
-class _GaussianLogLik(torch.autograd.Function):
-    """``log N(r; 0, A)`` with the closed-form gradient ``dA = 1/2 (alpha alpha^T - A^{-1})``.
-
-    About 4x faster than differentiating through ``cholesky`` (one ``cholesky_inverse``
-    instead of the generic Cholesky backward); ``r`` is data (no gradient).
-    """
-
-    @staticmethod
-    def forward(ctx, A: Tensor, r: Tensor) -> Tensor:
-        L = torch.linalg.cholesky(A)
-        alpha = torch.cholesky_solve(r[:, None], L)[:, 0]
-        ctx.save_for_backward(L, alpha)
-        logdet = 2 * torch.log(L.diagonal()).sum()
-        return -0.5 * (r @ alpha + logdet + r.numel() * math.log(2 * math.pi))
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        L, alpha = ctx.saved_tensors
-        dA = 0.5 * (torch.outer(alpha, alpha) - torch.cholesky_inverse(L))
-        return grad * dA, None
-
-
-def make_kernel(name: str, lengthscale: float | None = None, **kw) -> TableKernel:
-    """``rbf``, ``matern52`` (learned lengthscale) or an architecture for :class:`DIPKernel`."""
-    if lengthscale is not None and not (math.isfinite(lengthscale) and lengthscale > 0):
-        raise GpdipError(f"lengthscale: expected a finite number > 0, got {lengthscale!r}")
-    start = 2.0 if lengthscale is None else lengthscale  # a fixed value is kept, never replaced
-    if name == "rbf":
-        k: TableKernel = RBFTable(start)
-    elif name == "matern52":
-        k = Matern52Table(start)
-    else:
-        return DIPKernel(name, **kw).double()
-    if lengthscale is not None:
-        k.raw_lengthscale.requires_grad_(False)
-    return k.double()
-
-
 #: Default candidates of ``--kernel auto``: DIP kernels only (catalog architectures and a
 #: grid of depth and input sigma), so that ``auto`` is "the best DIP kernel by marginal
 #: likelihood" and the RBF/Matérn baselines stay separate comparisons.  Name them
@@ -399,9 +358,9 @@ def select_kernel(
     noise: float | None = None,
     crop: int = 24,
     n_crops: int = 16,
-    factory: Callable[..., TableKernel] = make_kernel,
+    factory: Callable[..., Kernel] = make_table,
     progress: bool = False,
-) -> tuple[TableKernel, dict]:
+) -> tuple[Kernel, dict]:
     """Fit every candidate on the same windows; return the one with the highest likelihood.
 
     ``sigmas`` adds DIP candidates with the input sigma fixed at each value.
@@ -428,8 +387,8 @@ def select_kernel(
     return best_kernel, {"chosen": best, "candidates": results}
 
 
-def _fixed_sigma(arch: str, sigma: float) -> TableKernel:
+def _fixed_sigma(arch: str, sigma: float) -> DIPGridTable:
     """DIP kernel with the input sigma fixed (a grid point of the auto search)."""
-    k = DIPKernel(arch, learn=("sigma",), init={"sigma": sigma}).double()
+    k = DIPGridTable(arch, learn=("sigma",), init={"sigma": sigma})
     k.log_sigma.requires_grad_(False)
     return k

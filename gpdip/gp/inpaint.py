@@ -3,76 +3,41 @@
 ``inpaint(image, mask, kernel=...)`` fits hyperparameters by marginal
 likelihood (unless given), then computes the posterior with the chosen backend:
 ``dense`` (float64 Cholesky), ``gpytorch`` (ExactGP with a table kernel) or
-``grid`` (FFT + CG); ``auto`` picks ``dense`` up to 1024 observed pixels and
-``grid`` above.  Colour images get an independent GP per channel, with
-hyperparameters shared (fitted on the channel mean) or per channel.
+``grid`` (FFT + CG; neither it nor ``dense`` imports gpytorch); ``auto`` picks
+``dense`` up to 1024 observed pixels and ``grid`` above.  Colour images get an
+independent GP per channel, with hyperparameters shared (fitted on the channel mean) or
+per channel.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass, fields, replace
 
-import gpytorch
 import torch
 from torch import Tensor
 
 from gpdip.errors import GpdipError, GpdipWarning
-from gpdip.gp.grid import grid_coordinates
-from gpdip.gp.hyper import fit_hyperparameters, make_kernel, select_kernel
-from gpdip.gp.kernels import TableKernel
+from gpdip.gp.hyper import Kernel, fit_hyperparameters, select_kernel
 from gpdip.gp.posterior import Posterior, dense_posterior, grid_posterior
+from gpdip.gp.tables import GridTable, make_table
 
 BACKENDS = ("auto", "dense", "gpytorch", "grid")
-#: Lower bound of GPyTorch's ``GaussianLikelihood`` noise (its default ``GreaterThan(1e-4)``).
-GPYTORCH_MIN_NOISE = 1e-4
 DENSE_AUTO_MAX = 1024  # observed pixels up to which ``auto`` uses the dense reference
 
 
-class _ExactGP(gpytorch.models.ExactGP):
-    def __init__(self, x, y, likelihood, kernel, mu):
-        super().__init__(x, y, likelihood)
-        self.mean_module = gpytorch.means.ConstantMean()
-        self.mean_module.constant.data.fill_(mu)
-        self.covar_module = kernel
+@dataclass(frozen=True)
+class _SolveOptions:
+    """How to solve, once the kernel and hyperparameters are known (see :func:`inpaint`)."""
 
-    def forward(self, x):
-        return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
-
-
-def gpytorch_posterior(
-    kernel: TableKernel, image: Tensor, mask: Tensor, noise: float, mu: float, variance: bool = True
-) -> Posterior:
-    """Posterior mean (and std) through GPyTorch's default ExactGP prediction path.
-
-    GPyTorch uses Cholesky up to ``max_cholesky_size`` (800) training points and CG
-    beyond; the variance of every pixel is expensive there (``variance=False`` skips it).
-    A noise below GPyTorch's bound ``GPYTORCH_MIN_NOISE`` is raised to it with a warning
-    (the likelihood would otherwise refuse it); ``info["noise"]`` holds the value used.
-    """
-    if noise < GPYTORCH_MIN_NOISE:
-        warnings.warn(
-            f"gpytorch backend: noise {noise:.3g} is below GPyTorch's noise bound "
-            f"{GPYTORCH_MIN_NOISE:g} (GaussianLikelihood); using {GPYTORCH_MIN_NOISE:g} "
-            "(use backend='grid' or 'dense' for smaller noise)",
-            GpdipWarning,
-            stacklevel=2,
-        )
-        noise = GPYTORCH_MIN_NOISE
-    x = grid_coordinates(tuple(image.shape))
-    obs = mask.reshape(-1)
-    lik = gpytorch.likelihoods.GaussianLikelihood().double()
-    lik.noise = noise
-    model = _ExactGP(x[obs], image.reshape(-1)[obs].double(), lik, kernel, mu).double()
-    model.eval()
-    lik.eval()
-    with torch.no_grad():
-        pred = model(x)
-        mean = pred.mean
-        std = pred.variance.clamp_min(0).sqrt().reshape(image.shape) if variance else None
-    post = Posterior(mean.reshape(image.shape), std)
-    post.info = {"backend": "gpytorch", "mean_constant": mu, "noise": noise}
-    return post
+    backend: str
+    tol: float
+    n_samples: int
+    std: bool
+    mean: str | float
+    generator: torch.Generator | None
+    progress: bool
 
 
 def resolve_kernel(
@@ -93,7 +58,7 @@ def resolve_kernel(
         else:
             k, sel = select_kernel(image, mask, noise=noise, progress=progress)
         return k, {**sel["chosen"], "candidates": sel["candidates"]}
-    k = make_kernel(kernel, lengthscale) if isinstance(kernel, str) else kernel
+    k = make_table(kernel, lengthscale) if isinstance(kernel, str) else kernel
     if fit:
         return k, fit_hyperparameters(k, image, mask, noise, progress=progress)
     return k, {
@@ -105,7 +70,7 @@ def resolve_kernel(
 def inpaint(
     image: Tensor,
     mask: Tensor,
-    kernel: str | TableKernel = "rbf",
+    kernel: str | Kernel = "rbf",
     noise: float | None = None,
     lengthscale: float | None = None,
     backend: str = "auto",
@@ -151,104 +116,71 @@ def inpaint(
             stacklevel=2,
         )
         return Posterior(image.clone(), torch.zeros_like(image), info={"backend": "none"})
+    opts = _SolveOptions(backend, tol, n_samples, std, mean, generator, progress)
     if image.dim() == 3:
-        return _colour(
-            image,
-            mask,
-            kernel,
-            noise,
-            lengthscale,
-            backend,
-            tol,
-            n_samples,
-            std,
-            mean,
-            fit,
-            shared,
-            generator,
-            progress,
-        )
+        return _colour(image, mask, kernel, noise, lengthscale, fit, shared, opts)
     t0 = time.perf_counter()
     k, hyper = resolve_kernel(kernel, image, mask, noise, lengthscale, fit, progress)
-    post = _solve(k, hyper, image, mask, backend, tol, n_samples, std, mean, generator, progress)
+    post = _solve(k, hyper, image, mask, opts)
     post.info.update(hyper=hyper, time_s=time.perf_counter() - t0)
     return post
 
 
-def _solve(k, hyper, image, mask, backend, tol, n_samples, std, mean, generator, progress):
+def _solve(k, hyper: dict, image: Tensor, mask: Tensor, opts: _SolveOptions) -> Posterior:
     s2 = float(hyper["noise"])
+    backend = opts.backend
     if backend == "auto":
         backend = "dense" if int(mask.sum()) <= DENSE_AUTO_MAX else "grid"
     size = tuple(image.shape)
     with torch.no_grad():
         if backend == "dense":
-            return dense_posterior(k.table(size), image, mask, s2, mean, n_samples, generator)
+            table = k.table(size)
+            return dense_posterior(
+                table, image, mask, s2, opts.mean, opts.n_samples, opts.generator
+            )
         if backend == "gpytorch":
-            mu = float(image[mask].mean()) if mean == "observed" else float(mean)
-            return gpytorch_posterior(k, image, mask, s2, mu)
-        ns = max(n_samples, 16) if std else n_samples
+            from gpdip.gp.gpytorch_backend import gpytorch_posterior  # imports gpytorch
+
+            mu = float(image[mask].mean()) if opts.mean == "observed" else float(opts.mean)
+            gk = k.to_gpytorch() if isinstance(k, GridTable) else k
+            return gpytorch_posterior(gk, image, mask, s2, mu)
+        ns = max(opts.n_samples, 16) if opts.std else opts.n_samples
         return grid_posterior(
             lambda s: k.table(s),
             image,
             mask,
             s2,
-            mean,
+            opts.mean,
             ns,
-            tol,
-            generator=generator,
-            progress=progress,
+            opts.tol,
+            generator=opts.generator,
+            progress=opts.progress,
         )
 
 
-def _colour(
-    image,
-    mask,
-    kernel,
-    noise,
-    lengthscale,
-    backend,
-    tol,
-    n_samples,
-    std,
-    mean,
-    fit,
-    shared,
-    generator,
-    progress,
-) -> Posterior:
+def _colour(image, mask, kernel, noise, lengthscale, fit, shared, opts: _SolveOptions):
     """Independent GP per channel; hyperparameters shared (fit on the channel mean) or not.
 
     With shared hyperparameters the grid backend solves every channel (and sample) as
     right-hand sides of one batched CG; the other backends loop over channels.
     """
-    k, hyper = (None, None)
+    k, hyper = None, {}
     if shared:
         t0 = time.perf_counter()
-        k, hyper = resolve_kernel(kernel, image.mean(-1), mask, noise, lengthscale, fit, progress)
-        if backend == "grid" or (backend == "auto" and int(mask.sum()) > DENSE_AUTO_MAX):
-            post = _solve(
-                k, hyper, image, mask, "grid", tol, n_samples, std, mean, generator, progress
-            )
+        k, hyper = resolve_kernel(
+            kernel, image.mean(-1), mask, noise, lengthscale, fit, opts.progress
+        )
+        grid = opts.backend == "grid" or (
+            opts.backend == "auto" and int(mask.sum()) > DENSE_AUTO_MAX
+        )
+        if grid:
+            post = _solve(k, hyper, image, mask, replace(opts, backend="grid"))
             post.info.update(hyper=hyper, time_s=time.perf_counter() - t0)
             return post
     outs = []
     for c in range(image.shape[-1]):
         if shared:
-            outs.append(
-                _solve(
-                    k,
-                    hyper,
-                    image[..., c],
-                    mask,
-                    backend,
-                    tol,
-                    n_samples,
-                    std,
-                    mean,
-                    generator,
-                    progress,
-                )
-            )
+            outs.append(_solve(k, hyper, image[..., c], mask, opts))
         else:
             outs.append(
                 inpaint(
@@ -257,21 +189,16 @@ def _colour(
                     kernel,
                     noise,
                     lengthscale,
-                    backend,
-                    tol,
-                    n_samples,
-                    std,
-                    mean,
-                    fit,
-                    True,
-                    generator,
-                    progress,
+                    fit=fit,
+                    **{f.name: getattr(opts, f.name) for f in fields(opts)},
                 )
             )
     post = Posterior(torch.stack([o.mean for o in outs], -1))
-    if all(o.std is not None for o in outs):
-        post.std = torch.stack([o.std for o in outs], -1)
-    if all(o.samples is not None for o in outs):
-        post.samples = torch.stack([o.samples for o in outs], -1)
+    stds = [o.std for o in outs if o.std is not None]
+    if len(stds) == len(outs):
+        post.std = torch.stack(stds, -1)
+    samples = [o.samples for o in outs if o.samples is not None]
+    if len(samples) == len(outs):
+        post.samples = torch.stack(samples, -1)
     post.info = {"channels": [o.info for o in outs], "hyper": hyper}
     return post

@@ -23,7 +23,6 @@ bare unit kernel, scale 1), for code that needs the two apart (KeOps, reports).
 from __future__ import annotations
 
 import copy
-import math
 
 import gpytorch
 import torch
@@ -31,7 +30,8 @@ from gpytorch.kernels import ScaleKernel
 from torch import Tensor
 
 from gpdip.errors import GpdipError
-from gpdip.gp.grid import Size, as_size, offsets
+from gpdip.gp.grid import Size, as_size
+from gpdip.gp.tables import dip_unit_table, isotropic_table, matern52_profile, rbf_profile
 
 __all__ = [
     "DIPKernel",
@@ -72,19 +72,12 @@ class _IsotropicUnit(UnitTableKernel):
 
     def table(self, size: int | Size) -> Tensor:
         size = as_size(size, self.dims)
-        ls = self.lengthscale.double()  # (*batch, 1, 1 or dims)
-        if ls.shape[-1] not in (1, len(size)):
+        if self.lengthscale.shape[-1] not in (1, len(size)):
             raise GpdipError(
-                f"{type(self).__name__}.table: ard_num_dims={ls.shape[-1]} does not match "
-                f"a {len(size)}-D grid"
+                f"{type(self).__name__}.table: ard_num_dims={self.lengthscale.shape[-1]} "
+                f"does not match a {len(size)}-D grid"
             )
-        r2 = torch.zeros((), dtype=torch.float64, device=ls.device)
-        for axis, off in enumerate(offsets(size, device=ls.device)):
-            l_axis = ls[..., 0, axis if ls.shape[-1] > 1 else 0]  # (*batch)
-            r2 = r2 + (off / l_axis.reshape(*l_axis.shape, *([1] * len(size)))) ** 2
-        # sqrt has an infinite derivative at 0: take it only off the centre (exact zero there)
-        positive = r2 > 0
-        return self.profile(torch.where(positive, r2, 1.0).sqrt() * positive)
+        return isotropic_table(self.profile, self.lengthscale, size)
 
     def forward(self, x1: Tensor, x2: Tensor, diag: bool = False, **params) -> Tensor:
         ls = self.lengthscale
@@ -96,15 +89,14 @@ class RBFUnit(_IsotropicUnit):
     """Unit squared exponential: ``exp(-r^2 / 2)``."""
 
     def profile(self, r: Tensor) -> Tensor:
-        return torch.exp(-0.5 * r * r)
+        return rbf_profile(r)
 
 
 class Matern52Unit(_IsotropicUnit):
     """Unit Matern-5/2: ``(1 + sqrt5 r + 5 r^2/3) exp(-sqrt5 r)``."""
 
     def profile(self, r: Tensor) -> Tensor:
-        v = math.sqrt(5.0) * r
-        return (1.0 + v + v * v / 3.0) * torch.exp(-v)
+        return matern52_profile(r)
 
 
 class DIPUnit(UnitTableKernel):
@@ -129,14 +121,8 @@ class DIPUnit(UnitTableKernel):
 
     def unit_table(self, size: Size) -> Tensor:
         """Compiled table (output scale 1), cached when no parameter is learned."""
-        from gpdip import compile_kernel  # lazy: the compiler imports much more
-
-        if self.learn:
-            params = {n: getattr(self, f"log_{n}").double().exp() for n in self.learn}
-            return compile_kernel(self.arch, size, dims=self.dims, params=params)
-        if size not in self._cache:
-            self._cache[size] = compile_kernel(self.arch, size, dims=self.dims).double()
-        return self._cache[size]
+        params = {n: getattr(self, f"log_{n}").double().exp() for n in self.learn}
+        return dip_unit_table(self.arch, self.dims, size, params, self._cache)
 
     def table(self, size: int | Size) -> Tensor:
         return self.unit_table(as_size(size, self.dims))

@@ -15,12 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import scipy.fft
 import torch
 from torch import Tensor
 
 from gpdip.errors import GpdipError
-from gpdip.gp.grid import Size, TableFn, as_size, crop_table, dense_from_table, table_grid_size
+from gpdip.gp.grid import (
+    Size,
+    TableFn,
+    as_size,
+    crop_table,
+    dense_from_table,
+    next_fast_len,
+    table_grid_size,
+)
 from gpdip.gp.toeplitz import circulant_spectrum
 
 #: Relative tolerance on negative embedding eigenvalues (``lambda_min >= -EIG_TOL * lambda_max``).
@@ -75,20 +82,20 @@ class CirculantSampler:
                     f"-{EIG_TOL:g} x max); pass the kernel as a callable or a larger table "
                     "so the embedding can be padded"
                 )
-            period = tuple(scipy.fft.next_fast_len(int(m * 1.5), real=True) for m in period)
+            period = tuple(next_fast_len(int(m * 1.5)) for m in period)
         self.period: Size = period
         self.sqrt_lam = lam.clamp_min(0.0).sqrt()
         self.min_eigenvalue = lo
 
     def _first_period(self, kernel: Tensor | TableFn) -> Size:
-        fast = tuple(scipy.fft.next_fast_len(2 * s, real=True) for s in self.size)
+        fast = tuple(next_fast_len(2 * s) for s in self.size)
         if callable(kernel) or self._fits(kernel, fast):
             return fast
         return tuple(2 * s - 1 for s in self.size)  # minimal: offsets < S from the table
 
     def _fits(self, table: Tensor, period: Size, grow: bool = False) -> bool:
         if grow:
-            period = tuple(scipy.fft.next_fast_len(int(m * 1.5), real=True) for m in period)
+            period = tuple(next_fast_len(int(m * 1.5)) for m in period)
         grid = table_grid_size(table)
         return all(m // 2 <= g - 1 for g, m in zip(grid, period, strict=True))
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 
-import scipy.fft
 import torch
 from linear_operator.operators import LinearOperator
 from linear_operator.utils.getitem import _is_noop_index
@@ -23,11 +22,14 @@ from torch import Tensor
 
 from gpdip.errors import GpdipError
 from gpdip.gp.grid import Size, table_grid_size
-
-
-def fft_shape(size: Size) -> Size:
-    """Circulant period used for matmuls: smallest FFT-friendly length >= 2S-1."""
-    return tuple(scipy.fft.next_fast_len(2 * s - 1, real=True) for s in size)
+from gpdip.gp.support import (
+    FarFieldSplit,
+    compact_part,
+    far_column,
+    fft_shape_for,
+    periodic_matmul,
+    split_far_field,
+)
 
 
 def embed_table(table: Tensor, shape: Size) -> Tensor:
@@ -79,6 +81,8 @@ class GridKernelOperator(LinearOperator):
             ``table.dim()``, i.e. no batch.  Needed (and kept) for batched tables.
 
     Matmul costs two FFTs of the padded grid per batch member; the operator is symmetric.
+    The table is split into a compact part and a periodic far field
+    (:mod:`gpdip.gp.support`), so the padded grid is ``S + R`` rather than ``2S - 1``.
     """
 
     def __init__(
@@ -96,8 +100,21 @@ class GridKernelOperator(LinearOperator):
         self.table_batch_shape = table.shape[: table.dim() - grid_dims]
         first: tuple[int, ...] = (0,) * len(self.table_batch_shape)
         self.grid_size: Size = table_grid_size(table[first])
-        self.shape_fft: Size = fft_shape(self.grid_size)
-        spectrum = circulant_spectrum(embed_table(table, self.shape_fft), grid_dims)
+        # a periodic far field plus a compact part: the circulant only needs period S + R.
+        # Not for tables that require grad: a gradient must reach every entry (an entry's
+        # perturbation breaks the periodicity), so they keep the full 2S - 1 embedding.
+        self.split = (
+            FarFieldSplit(None, tuple(s - 1 for s in self.grid_size))
+            if table.requires_grad
+            else split_far_field(table, grid_dims)
+        )
+        self.shape_fft: Size = fft_shape_for(self.grid_size, self.split)
+        compact = table
+        self.far_column: Tensor | None = None
+        if self.split.period is not None:
+            compact = compact_part(table, self.grid_size, self.split)
+            self.far_column = far_column(table, self.grid_size, self.split.period[0])
+        spectrum = circulant_spectrum(embed_table(compact, self.shape_fft), grid_dims)
         # dtype=float32 halves FFT cost for loose tolerances; the spectrum is built in float64
         self.spectrum = spectrum.to(dtype) if dtype is not None else spectrum
 
@@ -105,16 +122,41 @@ class GridKernelOperator(LinearOperator):
     def n(self) -> int:
         return math.prod(self.grid_size)
 
+    def max_eigenvalue_bound(self) -> float:
+        """An upper bound of ``lambda_max(K)`` over the batch.
+
+        Weyl: ``K = B + F``.  ``B``'s Toeplitz matrix is a principal submatrix of its
+        circulant (period ``>= S + R``), so ``lambda_max(B) <= max(spectrum)``.  The
+        periodic part is ``F = S C S^T`` with ``C`` the ``P^d`` circulant of the far column
+        and ``S`` the residue-class indicator, so ``lambda_max(F) <= max(lambda_max(C), 0)``
+        times the largest class, ``prod(ceil(S / P))``.
+        """
+        bound = float(self.spectrum.max())
+        if self.far_column is not None and self.split.period is not None:
+            period = self.split.period[0]
+            far = circulant_spectrum(self.far_column.detach(), self.grid_dims)
+            count = math.prod(-(-s // period) for s in self.grid_size)
+            bound += max(float(far.max()), 0.0) * count
+        return bound
+
     def grid_matmul(self, x: Tensor) -> Tensor:
         """``K x`` with ``x`` of shape ``(..., H, W)`` (broadcast against the batch)."""
-        return toeplitz_matmul(self.spectrum, x, self.grid_size, self.shape_fft)
+        return self._grid_matmul(self.spectrum, self.far_column, x)
+
+    def _grid_matmul(self, spectrum: Tensor, column: Tensor | None, x: Tensor) -> Tensor:
+        y = toeplitz_matmul(spectrum, x, self.grid_size, self.shape_fft)
+        if column is not None:
+            y = y + periodic_matmul(column, x, self.grid_size)
+        return y
 
     def _matmul(self, rhs: Tensor) -> Tensor:
         # rhs: (..., n, k) -> columns as grids (..., k, H, W); the k axis sits between the
         # batch and the grid, so the spectrum gets a singleton axis there
         xs = rhs.mT.reshape(*rhs.shape[:-2], rhs.shape[-1], *self.grid_size)
         spectrum = self.spectrum.unsqueeze(-1 - self.grid_dims)
-        ys = toeplitz_matmul(spectrum, xs, self.grid_size, self.shape_fft)
+        column = self.far_column
+        column = None if column is None else column.unsqueeze(-1 - self.grid_dims)
+        ys = self._grid_matmul(spectrum, column, xs)
         return ys.reshape(*ys.shape[: ys.dim() - self.grid_dims], self.n).mT
 
     def _size(self) -> torch.Size:

@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 import torch
-from scipy import special
 
 # Correlations this close to ±1 use the limit's Taylor form: arccos has an
 # infinite derivative at ±1 that would turn autograd's 0·∞ into NaN, while the
@@ -153,6 +152,8 @@ def piecewise_linear_quadrature(
     half-line is integrated by Gauss–Legendre on [0, 12] (the Gaussian tail
     beyond 12 is below 1e-31).
     """
+    from scipy import special  # lazy: references only, not the compile path
+
     a = negative_slope
     z, w = _legendre_half_lines(n)
     u = math.sqrt(k11) * z
@@ -185,6 +186,8 @@ def gauss_hermite_pair(fn, k11: float, k22: float, k12: float, n: int = 120) -> 
 
 def erf_quadrature(k11: float, k22: float, k12: float, n: int = 120) -> float:
     """E[erf(u) erf(v)] by Gauss–Hermite (the integrand is smooth)."""
+    from scipy import special  # lazy: references only, not the compile path
+
     return gauss_hermite_pair(special.erf, k11, k22, k12, n)
 
 
@@ -197,6 +200,8 @@ def piecewise_linear_derivative_quadrature(
     :func:`piecewise_linear_quadrature`, E[φ'(v) | z] = a + (1 − a)·Φ(m/s), integrated
     over z on the two half-lines (φ'(u) jumps at 0).
     """
+    from scipy import special  # lazy: references only, not the compile path
+
     a = negative_slope
     z, w = _legendre_half_lines(n)
     m = k12 / math.sqrt(k11) * z

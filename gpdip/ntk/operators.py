@@ -42,6 +42,8 @@ class GridOperator(Protocol):
 
     def grid_matmul(self, x: Tensor) -> Tensor: ...
 
+    def max_eigenvalue_bound(self) -> float: ...
+
 
 class CircularGridOperator:
     """``Θ`` on the torus of the table's own grid: a circulant applied by FFT.
@@ -69,6 +71,10 @@ class CircularGridOperator:
         dims = tuple(range(-len(self.grid_size), 0))
         xf = torch.fft.rfftn(x, dim=dims)
         return torch.fft.irfftn(xf * self.spectrum, s=self.grid_size, dim=dims)
+
+    def max_eigenvalue_bound(self) -> float:
+        """``lambda_max(Θ)`` on the torus, exactly: the largest circulant eigenvalue."""
+        return float(self.spectrum.max())
 
     def sqrt_matmul(self, x: Tensor) -> Tensor:
         """``Θ^{1/2} x`` (negative rounding eigenvalues clamped to 0): exact torus samples."""
@@ -184,6 +190,4 @@ def lambda_max_bounds(block: ObservedBlock, table: Tensor, boundary: str) -> tup
         )
         abs_block = ObservedBlock(abs_op, block.mask.reshape(block.grid_size))
         gershgorin = float(abs_block.apply(ones)[1].max())
-    spectrum = getattr(block.op, "spectrum", None)
-    circulant = float(spectrum.max()) if spectrum is not None else float("inf")
-    return lower, min(gershgorin, circulant)
+    return lower, min(gershgorin, block.op.max_eigenvalue_bound())

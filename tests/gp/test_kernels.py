@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from gpdip.gp.grid import dense_from_table, grid_coordinates
-from gpdip.gp.hyper import exact_mll, fit_hyperparameters
+from gpdip.gp.hyper import fit_hyperparameters
 from gpdip.gp.kernels import DIPKernel, Matern52Table, RBFTable, interpolate_table
+from gpdip.gp.mll import exact_mll
 from gpdip.gp.posterior import dense_posterior
 from gpdip.gp.sampling import sample_prior
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gpdip.gp.inpaint import gpytorch_posterior
+from gpdip.gp.gpytorch_backend import gpytorch_posterior
 from gpdip.gp.kernels import RBFTable
 from gpdip.gp.posterior import dense_posterior, grid_posterior
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from gpdip.errors import GpdipWarning
-from gpdip.gp.inpaint import GPYTORCH_MIN_NOISE, gpytorch_posterior, inpaint
+from gpdip.gp.gpytorch_backend import GPYTORCH_MIN_NOISE, gpytorch_posterior
+from gpdip.gp.inpaint import inpaint
 from gpdip.gp.kernels import RBFTable
 from gpdip.gp.posterior import dense_posterior, grid_posterior
 
