@@ -25,6 +25,7 @@ from torch import Tensor
 from gpdip.errors import GpdipError
 from gpdip.gp.cg import conjugate_gradients, extension_preconditioner, grid_preconditioner
 from gpdip.gp.grid import TableFn, crop_table, dense_from_table
+from gpdip.gp.precond import schwarz_preconditioner, schwarz_switch
 from gpdip.gp.sampling import CirculantSampler
 from gpdip.gp.toeplitz import GridKernelOperator, MaskedGridOperator
 
@@ -204,6 +205,7 @@ def grid_posterior(
     alpha, corr, cg = solve(torch.cat(rhs))
     info["cg_iterations"] += cg.iterations
     info["cg_residual"] = cg.residual
+    info["cg_switched_at"] = cg.switched_at
     means = mu[:, None, None] + corr[: len(mus)]  # (C, H, W)
     info["mean_constant"] = mus if colour else mus[0]
     post = Posterior(_channels_last(means, colour), info=info)
@@ -236,18 +238,24 @@ def _make_solver(
 
     CG runs on full-grid vectors that vanish off the mask (no scatter/gather per iteration).
     """
-    if precond == "extension":
+    switch = None
+    if precond in ("extension", "auto"):
         apply = extension_preconditioner(op)
+        switch = schwarz_switch(op, tol) if precond == "auto" else None
     elif precond == "circulant":
         apply = grid_preconditioner(op, full=True)
+    elif precond == "schwarz":
+        apply = schwarz_preconditioner(op)
     else:
-        raise GpdipError(f"precond: expected 'extension' or 'circulant', got {precond!r}")
+        raise GpdipError(
+            f"precond: expected 'auto', 'extension', 'schwarz' or 'circulant', got {precond!r}"
+        )
     size = op.base.grid_size
     fmask = op.mask.to(work)
 
     def solve(b: Tensor):
         full = op.scatter(b).reshape(b.shape[0], -1).to(work)
-        x, cg = conjugate_gradients(op.matvec_full, full, apply, tol, max_iter, progress)
+        x, cg = conjugate_gradients(op.matvec_full, full, apply, tol, max_iter, progress, switch)
         x = (fmask * x).reshape(-1, *size)
         corr = op.base.grid_matmul(x).to(torch.float64)
         return op.gather(x.to(torch.float64)), corr, cg
