@@ -65,7 +65,11 @@ def _patch_pixels(size: tuple[int, ...], patch: int, stride: int) -> Tensor:
     ).reshape(-1, len(size))  # (b^d, d) offsets inside a patch
     strides = torch.tensor([math.prod(size[a + 1 :]) for a in range(len(size))])
     starts = torch.tensor(
-        list(itertools.product(*[patch_starts(s, b, stride) for s, b in zip(size, sides)]))
+        list(
+            itertools.product(
+                *[patch_starts(s, b, stride) for s, b in zip(size, sides, strict=True)]
+            )
+        )
     )  # (P, d)
     pixels = ((starts[:, None, :] + local[None]) * strides).sum(-1)  # (P, b^d)
     return pixels
