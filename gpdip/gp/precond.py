@@ -80,12 +80,14 @@ def schwarz_preconditioner(
     patch: int = PATCH,
     stride: int = STRIDE,
     max_bytes: int = MAX_SCHWARZ_BYTES,
-):
+) -> MatVec:
     """``v (B, H*W) -> P^{-1} v`` (see module doc); vectors vanish off the mask.
 
     Set-up: one ``b^d x b^d`` dense covariance (the kernel is stationary, so every
-    patch shares it), a batched Cholesky and inverse of the ``(P, m, m)`` observed
-    blocks.  Apply: one batched ``m x m`` matmul per patch, a gather and a scatter-add.
+    patch shares it), a batched Cholesky and inverse of the observed blocks, in
+    :data:`BUCKETS` groups of patches with similar observed counts (each padded to its
+    own largest count: less memory and work than one padding for all).  Apply: one
+    batched matmul per group, a gather and a scatter-add.
     """
     if patch < 1 or not 1 <= stride <= patch:
         raise GpdipError(
@@ -98,88 +100,102 @@ def schwarz_preconditioner(
     sides = tuple(min(patch, s) for s in size)
     k_pp = dense_from_table(crop_table(base.table.detach().to(torch.float64), sides), sides)
     observed = op.mask[pixels]  # (P, b^d)
-    # observed pixels first in each patch (stable), padding after them
-    order = torch.argsort((~observed).to(torch.int8), dim=1, stable=True)
-    m = int(observed.sum(1).max())
-    order = order[:, :m]
-    valid = torch.gather(observed, 1, order)  # (P, m)
-    n_patches = pixels.shape[0]
-    need = 2 * n_patches * m * m * 8  # float64 inverses + set-up
+    by_count = torch.argsort(observed.sum(1))
+    groups = [g for g in torch.tensor_split(by_count, BUCKETS) if g.numel()]
+    tops = [int(observed[g].sum(1).max()) for g in groups]
+    need = sum(2 * g.numel() * m * m * 8 for g, m in zip(groups, tops, strict=True))
     if need > max_bytes:
         raise GpdipError(
-            f"schwarz preconditioner would need {need / 1024**3:.2f} GiB for {n_patches} "
-            f"patches of up to {m} observed pixels (limit {max_bytes / 1024**3:.1f} GiB); "
-            "use precond='extension'"
+            f"schwarz preconditioner would need {need / 1024**3:.2f} GiB for "
+            f"{pixels.shape[0]} patches of up to {max(tops)} observed pixels (limit "
+            f"{max_bytes / 1024**3:.1f} GiB); use precond='extension'"
         )
-    noise = float(op.noise)
-    # local index b^d (a zero row and column of the padded k_pp) for padding slots, so
-    # that the block is K_oo + s2 I on the observed pixels and the identity on padding
-    nloc = k_pp.shape[0]
-    k_pad = torch.zeros(nloc + 1, nloc + 1, dtype=torch.float64)
-    k_pad[:nloc, :nloc] = k_pp
-    local = torch.where(valid, order, nloc)
-    block = k_pad[local[:, :, None], local[:, None, :]]  # (P, m, m)
-    block.diagonal(dim1=1, dim2=2).add_(torch.where(valid, noise, 1.0))
-    chol, info = torch.linalg.cholesky_ex(block)
-    del block
-    if bool((info > 0).any()):
-        raise GpdipError(
-            f"schwarz preconditioner: a local block K_oo + s2 I is not positive definite "
-            f"(noise {noise:.3e}); the kernel table is not a valid covariance"
-        )
-    # block-diagonal (observed, padding): the inverse never couples the two, and padding
-    # rows read the dummy zero and write the dropped dummy pixel
-    inverse = torch.cholesky_inverse(chol)
-    del chol
     n = base.n
-    # padding slots point at a dummy pixel n (a zero on input, dropped on output)
-    index = torch.where(valid, torch.gather(pixels, 1, order), n)  # (P, m)
-    flat = index.reshape(-1)
-
-    inverses = {torch.float64: inverse}  # per working dtype (float32 when precision asks)
+    blocks = [
+        _local_inverses(k_pp, pixels[g], observed[g], m, float(op.noise), n)
+        for g, m in zip(groups, tops, strict=True)
+        if m > 0
+    ]
+    cache: dict[torch.dtype, list[Tensor]] = {torch.float64: [inv for inv, _ in blocks]}
 
     def apply(v: Tensor) -> Tensor:
-        if v.dtype not in inverses:
-            inverses[v.dtype] = inverse.to(v.dtype)
+        if v.dtype not in cache:  # float32 working precision
+            cache[v.dtype] = [inv.to(v.dtype) for inv in cache[torch.float64]]
         rows = v.reshape(-1, n)
         padded = torch.cat([rows, rows.new_zeros(rows.shape[0], 1)], 1)
-        local = padded[:, flat].reshape(rows.shape[0], n_patches, m).permute(1, 2, 0)
-        z = torch.bmm(inverses[v.dtype], local)  # (P, m, B)
         out = torch.zeros_like(padded)
-        out.index_add_(1, flat, z.permute(2, 0, 1).reshape(rows.shape[0], -1))
+        for inverse, (_, index) in zip(cache[v.dtype], blocks, strict=True):
+            local = padded[:, index.reshape(-1)].reshape(rows.shape[0], *index.shape)
+            z = torch.bmm(inverse, local.permute(1, 2, 0))  # (P_g, m, B)
+            out.index_add_(1, index.reshape(-1), z.permute(2, 0, 1).reshape(rows.shape[0], -1))
         return out[:, :n].reshape(v.shape)
 
     return apply
 
 
-#: ``precond="auto"``: CG starts with the extension preconditioner (no set-up cost,
-#: best for rough kernels and large noise) and, after ``PROBE`` iterations, switches to
-#: the Schwarz preconditioner if the residual decay so far predicts more than
-#: ``PROBE_FACTOR * PROBE`` further iterations.
+#: Groups of patches (by observed count) with their own padding in the Schwarz set-up.
+BUCKETS = 8
+
+
+def _local_inverses(
+    k_pp: Tensor, pixels: Tensor, observed: Tensor, m: int, noise: float, n: int
+) -> tuple[Tensor, Tensor]:
+    """``(A_i^{-1} (P, m, m), pixel index (P, m))`` for patches with at most ``m`` observed.
+
+    ``A_i = K_{o_i o_i} + s2 I`` on the observed pixels (first, in patch order) and the
+    identity on the padding slots, which read and write a dummy pixel ``n`` (a zero on
+    input, dropped on output); ``A_i`` is block-diagonal, so its inverse never couples
+    padding and observed pixels.
+    """
+    order = torch.argsort((~observed).to(torch.int8), dim=1, stable=True)[:, :m]
+    valid = torch.gather(observed, 1, order)  # (P, m)
+    nloc = k_pp.shape[0]
+    k_pad = torch.zeros(nloc + 1, nloc + 1, dtype=torch.float64)  # row/col nloc: zeros
+    k_pad[:nloc, :nloc] = k_pp
+    local = torch.where(valid, order, nloc)
+    block = k_pad[local[:, :, None], local[:, None, :]]  # (P, m, m)
+    block.diagonal(dim1=1, dim2=2).add_(torch.where(valid, noise, 1.0))
+    chol, info = torch.linalg.cholesky_ex(block)
+    if bool((info > 0).any()):
+        raise GpdipError(
+            f"schwarz preconditioner: a local block K_oo + s2 I is not positive definite "
+            f"(noise {noise:.3e}); the kernel table is not a valid covariance"
+        )
+    index = torch.where(valid, torch.gather(pixels, 1, order), n)
+    return torch.cholesky_inverse(chol), index
+
+
+#: ``precond="auto"``: CG starts with the extension preconditioner (no set-up, cheapest
+#: per iteration, best for rough kernels and large noise).  Every ``PROBE`` iterations
+#: the residual decay over the last ``PROBE`` iterations is extrapolated; if it predicts
+#: more than ``SWITCH_REMAINING`` further iterations, the Schwarz preconditioner takes
+#: over.  ``SWITCH_REMAINING``: the break-even of the measured CPU costs (512^2: matvec
+#: 40 ms, extension 16 ms, Schwarz 60-70 ms per application and 0.8-1.4 s set-up, 17-47
+#: Schwarz iterations; see scripts/bench_gp.py --precond-only), about 100 iterations.
 PROBE = 20
-PROBE_FACTOR = 2.0
+SWITCH_REMAINING = 100
 
 
 def schwarz_switch(op: MaskedGridOperator, tol: float, probe: int = PROBE) -> Switch:
     """A ``switch`` for :func:`gpdip.gp.cg.conjugate_gradients` (see :data:`PROBE`).
 
-    After ``probe`` iterations with worst relative residual ``rho > tol``, the geometric
-    extrapolation ``probe * log(tol / rho) / log(rho)`` estimates the iterations still
-    needed; above ``PROBE_FACTOR * probe`` the Schwarz preconditioner takes over.
+    At iteration ``k`` (a multiple of ``probe``) with worst relative residual
+    ``rho_k > tol``, the decay ``q = rho_k / rho_{k - probe}`` predicts
+    ``probe * log(tol / rho_k) / log(q)`` more iterations (infinite if ``q >= 1``).
+    The Schwarz set-up is built once and shared by every solve of this operator.
     """
-
-    built: list[MatVec] = []  # the Schwarz set-up, shared by every solve of this operator
+    built: list[MatVec] = []
+    previous = [1.0]  # rho_0 = ||b|| / ||b||: CG starts from x = 0
 
     def decide(iteration: int, rel: Tensor) -> MatVec | None:
-        if iteration != probe:
+        if iteration % probe:
             return None
-        worst = float(rel.max())
+        worst, before = float(rel.max()), previous[0]
+        previous[0] = worst
         if worst <= tol:
             return None
-        slow = worst >= 1.0 or probe * math.log(tol / worst) / math.log(worst) > (
-            PROBE_FACTOR * probe
-        )
-        if not slow:
+        decay = worst / before
+        if decay < 1.0 and probe * math.log(tol / worst) / math.log(decay) <= SWITCH_REMAINING:
             return None
         if not built:
             built.append(schwarz_preconditioner(op))

@@ -136,8 +136,8 @@ def test_schwarz_iterations_bounded_as_noise_falls():
     """Smooth kernel: extension's iterations grow as the noise falls; Schwarz's do not.
 
     Measured (32x32, 50% mask, tol 1e-6), noise 1e-2 / 1e-3 / 1e-4 / 1e-5: extension
-    52 / 119 / 209 / 258, schwarz 24 / 25 / 28 / 28, auto 52 (kept extension) / 41 /
-    44 / 46 (switched after 20).
+    52 / 119 / 209 / 258, schwarz 24 / 25 / 28 / 28, auto 52 / 119 (kept extension: the
+    extrapolated remainder stayed under SWITCH_REMAINING) / 44 / 46 (switched after 20).
     """
     size = (32, 32)
     img = smooth_image(size)
