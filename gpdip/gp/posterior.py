@@ -159,7 +159,7 @@ def grid_posterior(
     progress: bool = False,
     precision: str = "float64",
     logdet_probes: int = 0,
-    precond: str = "extension",
+    precond: str = "auto",
 ) -> Posterior:
     """Posterior by FFT matmuls and one batched preconditioned CG (see module doc).
 
@@ -167,8 +167,13 @@ def grid_posterior(
     them (and all samples) are right-hand sides of one CG.  ``kernel`` is a table
     covering the image or a callable ``size -> table`` (needed when the minimal circulant
     embedding is not PSD).  With ``n_samples > 0`` the std map is the pathwise Monte Carlo
-    estimate.  ``precond``: ``"extension"`` (:func:`extension_preconditioner`, default) or
-    ``"circulant"`` (:func:`grid_preconditioner`, the earlier default).  ``precision``:
+    estimate.  ``precond``: ``"auto"`` (default: extension, switching to Schwarz when the
+    residual decay predicts more than 100 further iterations, see
+    :func:`gpdip.gp.precond.schwarz_switch`), ``"extension"``
+    (:func:`extension_preconditioner`), ``"schwarz"``
+    (:func:`gpdip.gp.precond.schwarz_preconditioner`: bounded iterations for smooth
+    kernels at small noise) or ``"circulant"`` (:func:`grid_preconditioner`).
+    ``info["cg_switched_at"]`` is the iteration of the switch (None: none).  ``precision``:
     ``"float64"`` (default), ``"float32"`` (loses CG orthogonality sooner: 142 vs 112
     iterations on a 512x512 test at tol 1e-4) or ``"auto"`` (float32 when ``tol >= 1e-4``).
     ``logdet_probes > 0`` adds the log marginal likelihood by SLQ

@@ -110,25 +110,25 @@ def schwarz_preconditioner(
             f"{pixels.shape[0]} patches of up to {max(tops)} observed pixels (limit "
             f"{max_bytes / 1024**3:.1f} GiB); use precond='extension'"
         )
-    n = base.n
+    n = math.prod(size)
     blocks = [
         _local_inverses(k_pp, pixels[g], observed[g], m, float(op.noise), n)
         for g, m in zip(groups, tops, strict=True)
         if m > 0
     ]
-    cache: dict[torch.dtype, list[Tensor]] = {torch.float64: [inv for inv, _ in blocks]}
 
     def apply(v: Tensor) -> Tensor:
-        if v.dtype not in cache:  # float32 working precision
-            cache[v.dtype] = [inv.to(v.dtype) for inv in cache[torch.float64]]
-        rows = v.reshape(-1, n)
+        # float64 products whatever the working precision: a float32 copy of A_i^{-1}
+        # could lose positive definiteness at small noise (entries ~ 1 / s2, smallest
+        # eigenvalue ~ 1 / (m k(0)))
+        rows = v.reshape(-1, n).to(torch.float64)
         padded = torch.cat([rows, rows.new_zeros(rows.shape[0], 1)], 1)
         out = torch.zeros_like(padded)
-        for inverse, (_, index) in zip(cache[v.dtype], blocks, strict=True):
+        for inverse, index in blocks:
             local = padded[:, index.reshape(-1)].reshape(rows.shape[0], *index.shape)
             z = torch.bmm(inverse, local.permute(1, 2, 0))  # (P_g, m, B)
             out.index_add_(1, index.reshape(-1), z.permute(2, 0, 1).reshape(rows.shape[0], -1))
-        return out[:, :n].reshape(v.shape)
+        return out[:, :n].reshape(v.shape).to(v.dtype)
 
     return apply
 
@@ -185,12 +185,13 @@ def schwarz_switch(op: MaskedGridOperator, tol: float, probe: int = PROBE) -> Sw
     The Schwarz set-up is built once and shared by every solve of this operator.
     """
     built: list[MatVec] = []
-    previous = [1.0]  # rho_0 = ||b|| / ||b||: CG starts from x = 0
+    previous = [1.0]  # rho at the last probe; rho_0 = 1 (CG starts from x = 0)
 
     def decide(iteration: int, rel: Tensor) -> MatVec | None:
         if iteration % probe:
             return None
-        worst, before = float(rel.max()), previous[0]
+        # a new solve (mean="ml" runs two) starts again from rho_0 = 1
+        worst, before = float(rel.max()), 1.0 if iteration == probe else previous[0]
         previous[0] = worst
         if worst <= tol:
             return None
