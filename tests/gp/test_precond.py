@@ -177,3 +177,28 @@ def test_bad_arguments_raise():
         schwarz_preconditioner(op, max_bytes=10)
     with pytest.raises(GpdipError, match="precond"):
         grid_posterior(matern52_const_table(size), torch.zeros(size), mask, 1e-3, precond="x")
+
+
+@pytest.mark.parametrize("precision,tol", [("float32", 1e-4), ("float64", 1e-8)])
+def test_schwarz_colour_batch_matches_dense_per_channel(precision, tol):
+    """Three channels are one batched CG; float32 vectors still use float64 local solves."""
+    size = (20, 20)
+    g = torch.Generator().manual_seed(4)
+    img = torch.stack([smooth_image(size), smooth_image(size).flip(0), smooth_image(size).T], -1)
+    mask = torch.rand(size, generator=g) < 0.5
+    table = matern52_const_table(size)
+    noise = 1e-4
+    post = grid_posterior(
+        table, img, mask, noise, tol=tol, max_iter=500, precond="schwarz", precision=precision
+    )
+    K = dense_from_table(table, size)
+    obs = torch.nonzero(mask.reshape(-1)).reshape(-1)
+    gain = torch.linalg.matrix_norm(
+        torch.linalg.solve(K[obs][:, obs] + noise * torch.eye(len(obs)), K[obs]), ord=2
+    )
+    for c in range(3):
+        ref = dense_posterior(table, img[..., c], mask, noise)
+        y = img[..., c].reshape(-1)[obs] - ref.info["mean_constant"]
+        # same bound as above, with the working precision's own residual tolerance
+        bound = 2 * float(gain) * tol * float(y.norm())
+        assert float((post.mean[..., c] - ref.mean).abs().max()) <= bound
