@@ -7,19 +7,24 @@ picks them.  Each local block is solved exactly (float64 Cholesky at set-up).
 
 Why: for a smooth kernel at small noise the extension preconditioner
 (:func:`gpdip.gp.cg.extension_preconditioner`) leaves a broad spread of eigenvalues
-(0.08 to 100 on a 64x64 conv-d2-s6 test at noise 1e-4) whose eigenvectors are
-high-frequency fields on the scattered mask; these are local couplings that the
-exact patch solves capture.  With ``b = 8, stride = 4`` CG needs about 40-60
-iterations whatever the noise (conv-d2-s6 on Lena, 128^2 and 512^2, noise 1e-4 ...
-1e-2), against 180-400 for the extension preconditioner at ``k(0) / s^2 >= 1e3``;
-for rough (DIP ``unet2``) kernels or large noise the extension preconditioner needs
-fewer iterations (see :func:`prefer_schwarz` and docs/benchmarks-gp.md).
+(0.08 to 840 on a 64x64 conv-d2-s6 Lena test at noise 1e-4), not a few outliers, and
+the eigenvectors at both ends are high-frequency fields on the scattered mask (over
+80% of their energy above 0.3 cycles/pixel): local couplings, which exact patch
+solves capture (a coarse-grid correction would target the wrong modes).  With the
+default ``b = 10, stride = 7`` CG needs 42-45 iterations for conv-d2-s6 at noise 1e-4
+(Lena crops at 128^2 and 512^2, tol 1e-6) where the extension preconditioner needs
+283-290, and about 30 for a Matern-5/2 + constant kernel at every noise from 1e-2 to
+1e-5.  It is not bounded for analytic kernels (RBF, lengthscale 3: 31 -> 157
+iterations from noise 1e-2 to 1e-5, against 95 -> > 3000).  For rough (DIP ``unet2``)
+kernels or large noise the extension preconditioner needs fewer iterations and is
+cheaper per iteration, hence :func:`schwarz_switch` (``precond="auto"``).
 
 Symmetric positive definite: each term ``R_i^T A_i^{-1} R_i`` is positive
 semi-definite (``A_i^{-1}`` from a float64 Cholesky factor, symmetric by construction)
 and every observed pixel lies in some patch, so ``v^T P^{-1} v > 0`` for ``v != 0``.
-Only the observed pixels of a patch are stored, padded to the largest count ``m``:
-memory ``n_patches * m^2 * 8`` bytes (about 0.17 GB at 512^2 with a 50% mask).
+Only the observed pixels of a patch are stored, padded to the largest count of its
+group (:data:`BUCKETS` groups by count): about ``n_patches * 55^2 * 8`` bytes
+(0.12 GB at 512^2, 0.48 GB at 1024^2, 50% mask).
 """
 
 from __future__ import annotations
