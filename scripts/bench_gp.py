@@ -293,6 +293,8 @@ def bench_precond_grid(kernel: str, noise: float, size: int, tol: float = 1e-6) 
             "switched_at": post.info["cg_switched_at"],
             "residual": post.info["cg_residual"],
             "cpu_s": t,
+            # the whole grid_posterior call (incl. any Schwarz set-up) per CG iteration
+            "cpu_s_per_iteration": t / max(post.info["cg_iterations"], 1),
         }
     for precond in ("schwarz", "auto"):
         diff = (means[precond] - means["extension"]).abs().max()
