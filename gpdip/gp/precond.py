@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import torch
 from torch import Tensor
 
-from gpdip.errors import GpdipError
+from gpdip.errors import GpdipError, GpdipWarning
 from gpdip.gp.cg import MatVec, Switch
 from gpdip.gp.grid import crop_table, dense_from_table
 from gpdip.gp.toeplitz import MaskedGridOperator
@@ -84,7 +85,7 @@ def schwarz_preconditioner(
     op: MaskedGridOperator,
     patch: int = PATCH,
     stride: int = STRIDE,
-    max_bytes: int = MAX_SCHWARZ_BYTES,
+    max_bytes: int | None = None,
 ) -> MatVec:
     """``v (B, H*W) -> P^{-1} v`` (see module doc); vectors vanish off the mask.
 
@@ -92,8 +93,10 @@ def schwarz_preconditioner(
     patch shares it), a batched Cholesky and inverse of the observed blocks, in
     :data:`BUCKETS` groups of patches with similar observed counts (each padded to its
     own largest count: less memory and work than one padding for all).  Apply: one
-    batched matmul per group, a gather and a scatter-add.
+    batched matmul per group, a gather and a scatter-add.  ``max_bytes``: memory limit
+    of the set-up (default :data:`MAX_SCHWARZ_BYTES`); above it, :class:`GpdipError`.
     """
+    max_bytes = MAX_SCHWARZ_BYTES if max_bytes is None else max_bytes
     if patch < 1 or not 1 <= stride <= patch:
         raise GpdipError(
             f"schwarz_preconditioner: need patch >= 1 and 1 <= stride <= patch, "
@@ -187,9 +190,11 @@ def schwarz_switch(op: MaskedGridOperator, tol: float, probe: int = PROBE) -> Sw
     At iteration ``k`` (a multiple of ``probe``) with worst relative residual
     ``rho_k > tol``, the decay ``q = rho_k / rho_{k - probe}`` predicts
     ``probe * log(tol / rho_k) / log(q)`` more iterations (infinite if ``q >= 1``).
-    The Schwarz set-up is built once and shared by every solve of this operator.
+    The Schwarz set-up is built once and shared by every solve of this operator; if it
+    is refused (memory limit), a :class:`GpdipWarning` says so and CG keeps the
+    extension preconditioner.
     """
-    built: list[MatVec] = []
+    built: list[MatVec | None] = []
     previous = [1.0]  # rho at the last probe; rho_0 = 1 (CG starts from x = 0)
 
     def decide(iteration: int, rel: Tensor) -> MatVec | None:
@@ -204,7 +209,15 @@ def schwarz_switch(op: MaskedGridOperator, tol: float, probe: int = PROBE) -> Sw
         if decay < 1.0 and probe * math.log(tol / worst) / math.log(decay) <= SWITCH_REMAINING:
             return None
         if not built:
-            built.append(schwarz_preconditioner(op))
+            try:
+                built.append(schwarz_preconditioner(op))
+            except GpdipError as exc:
+                warnings.warn(
+                    f"precond='auto': keeping the extension preconditioner ({exc})",
+                    GpdipWarning,
+                    stacklevel=2,
+                )
+                built.append(None)
         return built[0]
 
     return decide

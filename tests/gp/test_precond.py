@@ -10,7 +10,8 @@ import warnings
 import pytest
 import torch
 
-from gpdip.errors import GpdipError
+import gpdip.gp.precond as precond_module
+from gpdip.errors import GpdipError, GpdipWarning
 from gpdip.gp.cg import conjugate_gradients
 from gpdip.gp.grid import dense_from_table, table_from_offsets
 from gpdip.gp.posterior import dense_posterior, grid_posterior
@@ -163,6 +164,17 @@ def test_auto_keeps_extension_for_rough_kernel():
         it_ext, _ = _iterations(table, img, mask, noise, "extension")
         it_auto, at = _iterations(table, img, mask, noise, "auto")
         assert at is None and it_auto == it_ext <= 40
+
+
+def test_auto_keeps_extension_when_schwarz_is_refused(monkeypatch):
+    size = (32, 32)
+    img = smooth_image(size)
+    mask = torch.rand(size, generator=torch.Generator().manual_seed(0)) < 0.5
+    table = matern52_const_table(size)
+    monkeypatch.setattr(precond_module, "MAX_SCHWARZ_BYTES", 10)
+    with pytest.warns(GpdipWarning, match="keeping the extension"):
+        post = grid_posterior(table, img, mask, 1e-4, tol=1e-6, max_iter=1000, precond="auto")
+    assert post.info["cg_switched_at"] is None and post.info["cg_residual"] <= 1e-6
 
 
 def test_bad_arguments_raise():
