@@ -1,13 +1,19 @@
 """Benchmark of the GP engine; prints JSON (docs/benchmarks-gp.md holds the tables).
 
 Usage: python scripts/bench_gp.py [--quick] [--lookup-only [--lookup-size 64]]
-       [--fit-solve-only] [--images N]
+       [--fit-solve-only] [--images N] [--precond-only [--precond-sizes 128 512]]
 
 ``--fit-solve-only`` runs only the model-selection and small-noise measurements:
 ``--kernel auto`` at 512^2 (noise 1e-2 and 1e-4), CG iterations of the circulant and
 extension preconditioners (synthetic 512^2 and the shared inpainting images, 50%
 Bernoulli masks) and a 1024^2 RGB inpainting with ``auto``.  The machine's load
 average is recorded: numbers taken under load need an idle rerun.
+
+``--precond-only`` runs the preconditioner grid (issue 12 item 4): CG iterations of
+``precond="extension"`` (before), ``"schwarz"`` and ``"auto"`` for conv-d2-s6, unet2
+and skip5-bilinear at noise 1e-2 and 1e-4, on centre crops of Lena512, tol 1e-6, with
+CPU seconds per matvec / preconditioner application (iteration counts are the robust
+figure on a loaded machine).
 """
 
 from __future__ import annotations
@@ -27,13 +33,16 @@ import torch
 
 from gpdip.errors import GpdipError
 from gpdip.gp import inpaint
+from gpdip.gp.cg import extension_preconditioner
 from gpdip.gp.gpytorch_backend import gpytorch_posterior
 from gpdip.gp.grid import grid_coordinates
 from gpdip.gp.hyper import fit_hyperparameters
 from gpdip.gp.kernels import DIPKernel, Matern52Table, interpolate_table
 from gpdip.gp.posterior import grid_posterior
+from gpdip.gp.precond import schwarz_preconditioner
 from gpdip.gp.sampling import CirculantSampler
 from gpdip.gp.tables import make_kernel
+from gpdip.gp.toeplitz import GridKernelOperator, MaskedGridOperator
 from gpdip.io.images import channels_last, load_image, psnr
 from gpdip.io.paths import shared_data_dir
 
@@ -224,6 +233,103 @@ def bench_rgb_1024(gen: torch.Generator) -> dict:
     }
 
 
+def per_call_cpu(fn, repeats: int = 5) -> float:
+    """Median CPU seconds (``time.process_time``) of ``fn()``: less load-sensitive than wall."""
+    times = []
+    for _ in range(repeats):
+        t = time.process_time()
+        fn()
+        times.append(time.process_time() - t)
+    return sorted(times)[len(times) // 2]
+
+
+def precond_image(size: int) -> tuple[str, torch.Tensor]:
+    """Centre crop of the shared Lena512 (grey), or the tiled house128 without the data."""
+    folder = shared_data_dir()
+    path = folder / "inpainting" / "Lena512.png" if folder is not None else None
+    if path is None or not path.exists():
+        return "house128-tiled", test_image(size).double()
+    img = channels_last(load_image(path))
+    img = img.mean(-1) if img.dim() == 3 else img
+    off = (img.shape[0] - size) // 2
+    return "Lena512-centre", img[off : off + size, off : off + size].contiguous().double()
+
+
+def bench_precond_grid(kernel: str, noise: float, size: int, tol: float = 1e-6) -> dict:
+    """CG iterations of the extension, Schwarz and auto preconditioners on one case.
+
+    50% Bernoulli mask (seed 0), output scale fitted at fixed noise as ``auto`` does,
+    tol 1e-6; CPU seconds per matvec and per preconditioner application (median of 5,
+    one right-hand side) and the Schwarz set-up.  Means are compared with extension's.
+    """
+    name, img = precond_image(size)
+    mask = torch.rand(img.shape, generator=torch.Generator().manual_seed(0)) < 0.5
+    k = make_kernel(kernel)
+    fit = fit_hyperparameters(k, img, mask, noise=noise)
+    table = (fit["outputscale"] * k.table(tuple(img.shape))).detach().double()
+    row: dict = {"image": name, "size": size, "kernel": kernel, "noise": noise, "tol": tol}
+    row["outputscale"] = fit["outputscale"]
+    op = MaskedGridOperator(GridKernelOperator(table), mask, torch.tensor(noise))
+    v = op.scatter(torch.randn(int(mask.sum()), dtype=torch.float64)).reshape(1, -1)
+    ext = extension_preconditioner(op)
+    schwarz, setup = timed_cpu(lambda: schwarz_preconditioner(op))
+    row["cpu_s"] = {
+        "matvec": per_call_cpu(lambda: op.matvec_full(v)),
+        "extension_apply": per_call_cpu(lambda: ext(v)),
+        "schwarz_apply": per_call_cpu(lambda: schwarz(v)),
+        "schwarz_setup": setup,
+    }
+    means = {}
+    for precond in ("extension", "schwarz", "auto"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            post, t = timed_cpu(
+                lambda p=precond: grid_posterior(
+                    table, img, mask, noise, tol=tol, max_iter=3000, precond=p
+                )
+            )
+        means[precond] = post.mean
+        row[precond] = {
+            "cg_iterations": post.info["cg_iterations"],
+            "switched_at": post.info["cg_switched_at"],
+            "residual": post.info["cg_residual"],
+            "cpu_s": t,
+            # the whole grid_posterior call (incl. any Schwarz set-up) per CG iteration
+            "cpu_s_per_iteration": t / max(post.info["cg_iterations"], 1),
+        }
+    for precond in ("schwarz", "auto"):
+        diff = (means[precond] - means["extension"]).abs().max()
+        row[precond]["max_abs_mean_diff_vs_extension"] = float(diff)
+    row["load_average"] = os.getloadavg()[0]
+    return row
+
+
+def timed_cpu(fn):
+    t = time.process_time()
+    out = fn()
+    return out, time.process_time() - t
+
+
+def precond_grid(args) -> dict:
+    res: dict = {
+        "machine": f"{platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}",
+        "load_average_start": os.getloadavg(),
+        "cases": [],
+    }
+    for size in args.precond_sizes:
+        for kernel in ("conv-d2-s6", "unet2", "skip5-bilinear"):
+            for noise in (1e-2, 1e-4):
+                try:
+                    row = bench_precond_grid(kernel, noise, size)
+                except GpdipError as exc:
+                    row = {"size": size, "kernel": kernel, "noise": noise, "error": str(exc)}
+                res["cases"].append(row)
+                print(json.dumps(row), flush=True)
+    res["load_average_end"] = os.getloadavg()
+    return res
+
+
 def fit_and_solve(args, gen: torch.Generator) -> dict:
     res: dict = {
         "machine": f"{platform.processor() or platform.machine()}, "
@@ -270,6 +376,13 @@ def main() -> None:
         help="only the auto / preconditioner / 1024 RGB measurements",
     )
     ap.add_argument(
+        "--precond-only",
+        action="store_true",
+        help="only the preconditioner grid: {conv-d2-s6, unet2, skip5-bilinear} x noise "
+        "{1e-2, 1e-4} x --precond-sizes, extension vs schwarz vs auto",
+    )
+    ap.add_argument("--precond-sizes", type=int, nargs="+", default=[128, 512])
+    ap.add_argument(
         "--images",
         type=int,
         default=11,
@@ -278,6 +391,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
+    if args.precond_only:
+        print(json.dumps(precond_grid(args), indent=1))
+        return
     if args.fit_solve_only:
         print(json.dumps(fit_and_solve(args, gen), indent=1))
         return

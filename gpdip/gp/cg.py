@@ -19,6 +19,8 @@ from gpdip.gp.grid import table_grid_size
 from gpdip.gp.toeplitz import MaskedGridOperator, circulant_spectrum, crop_table_for_period
 
 MatVec = Callable[[Tensor], Tensor]
+#: ``switch(iteration, relative_residuals (B,)) -> new preconditioner or None``.
+Switch = Callable[[int, Tensor], "MatVec | None"]
 
 
 class CGConvergenceWarning(RuntimeWarning):
@@ -32,6 +34,7 @@ class CGInfo:
     iterations: int
     residual: float  # worst relative residual over the batch
     converged: bool
+    switched_at: int | None = None  # iteration at which ``switch`` changed the preconditioner
 
 
 def conjugate_gradients(
@@ -41,6 +44,7 @@ def conjugate_gradients(
     tol: float = 1e-6,
     max_iter: int = 1000,
     progress: bool = False,
+    switch: Switch | None = None,
 ) -> tuple[Tensor, CGInfo]:
     """Solve ``A X = B`` column-wise for symmetric positive-definite ``A``.
 
@@ -49,6 +53,11 @@ def conjugate_gradients(
         rhs: right-hand sides ``(B, n)`` (or ``(n,)``).
         precond: ``v -> P^{-1} v``, symmetric positive definite; identity if None.
         tol: relative residual at which a column stops.
+        switch: called after every iteration with the iteration count and the relative
+            residuals until it returns a preconditioner; CG then restarts its search
+            direction from the current iterate and residual with that preconditioner
+            (the iterate, the residual and the stopping rule ``||r|| <= tol ||b||`` carry
+            over, so the answer is the same system solved to the same tolerance).
     Returns:
         ``X`` shaped like ``rhs`` and a :class:`CGInfo`.
     """
@@ -63,6 +72,7 @@ def conjugate_gradients(
     rz = (r * z).sum(-1)
     rel = r.norm(dim=-1) / bnorm
     it = 0
+    switched_at = None
     bar = _progress(max_iter, progress)
     while it < max_iter and bool((rel > tol).any()):
         active = (rel > tol).to(b.dtype)[:, None]  # freeze converged columns
@@ -70,19 +80,26 @@ def conjugate_gradients(
         alpha = rz / (p * ap).sum(-1).clamp_min(torch.finfo(b.dtype).tiny)
         x = x + active * alpha[:, None] * p
         r = r - active * alpha[:, None] * ap
-        z = precond(r)
-        rz_new = (r * z).sum(-1)
-        p = z + (rz_new / rz.clamp_min(torch.finfo(b.dtype).tiny))[:, None] * p
-        rz = rz_new
         rel = r.norm(dim=-1) / bnorm
         it += 1
+        new = switch(it, rel) if switch is not None and switched_at is None else None
+        if new is not None:  # restart: steepest descent step in the new preconditioner
+            precond, switched_at = new, it
+            z = precond(r)
+            p = z.clone()
+            rz = (r * z).sum(-1)
+        else:
+            z = precond(r)
+            rz_new = (r * z).sum(-1)
+            p = z + (rz_new / rz.clamp_min(torch.finfo(b.dtype).tiny))[:, None] * p
+            rz = rz_new
         if bar is not None:
             bar.update(1)
             bar.set_postfix(residual=f"{float(rel.max()):.2e}")
     if bar is not None:
         bar.close()
     worst = float(rel.max())
-    info = CGInfo(iterations=it, residual=worst, converged=worst <= tol)
+    info = CGInfo(iterations=it, residual=worst, converged=worst <= tol, switched_at=switched_at)
     if not info.converged:
         warnings.warn(
             f"conjugate gradients did not converge: relative residual {worst:.3e} > tol "

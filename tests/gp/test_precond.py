@@ -1,0 +1,216 @@
+"""Schwarz preconditioner and the switching CG (issue 12 item 4: small-noise solves).
+
+References: dense float64 matrices built independently of the patch code (explicit
+loops over patches, ``torch.linalg.inv``), ``torch.linalg.solve`` and the dense
+Cholesky posterior.
+"""
+
+import warnings
+
+import pytest
+import torch
+
+import gpdip.gp.precond as precond_module
+from gpdip.errors import GpdipError, GpdipWarning
+from gpdip.gp.cg import conjugate_gradients
+from gpdip.gp.grid import dense_from_table, table_from_offsets
+from gpdip.gp.posterior import dense_posterior, grid_posterior
+from gpdip.gp.precond import patch_starts, schwarz_preconditioner
+from gpdip.gp.toeplitz import GridKernelOperator, MaskedGridOperator
+
+from .conftest import exp_const_table
+
+
+def matern52_const_table(size, ls=5.0, weight=0.6, const=0.5):
+    """A smooth kernel with a constant part (like the conv-d*-s6 tables ``auto`` picks)."""
+
+    def k(r):
+        a = 5**0.5 * r / ls
+        return weight * (1 + a + a * a / 3) * torch.exp(-a) + const
+
+    return table_from_offsets(k, size)
+
+
+def smooth_image(size=32):
+    """A deterministic smooth-plus-edges test field in [0, 1] (seeded)."""
+    g = torch.Generator().manual_seed(3)
+    y, x = torch.meshgrid(
+        *[torch.linspace(0, 1, s, dtype=torch.float64) for s in size], indexing="ij"
+    )
+    field = 0.5 + 0.3 * torch.sin(6 * x) * torch.cos(4 * y) + 0.2 * (x + y > 1.0)
+    return field + 0.01 * torch.randn(size, generator=g, dtype=torch.float64)
+
+
+def dense_schwarz(table, mask, noise, patch, stride):
+    """``sum_i R_i^T (K_{o_i o_i} + s2 I)^{-1} R_i`` on the observed pixels, by loops."""
+    size = mask.shape
+    K = dense_from_table(table, size)
+    obs = torch.nonzero(mask.reshape(-1)).reshape(-1)
+    pos = {int(p): i for i, p in enumerate(obs)}
+    out = torch.zeros(len(obs), len(obs), dtype=torch.float64)
+    for y0 in patch_starts(size[0], patch, stride):
+        for x0 in patch_starts(size[1], patch, stride):
+            pix = [
+                (y0 + dy) * size[1] + x0 + dx
+                for dy in range(min(patch, size[0]))
+                for dx in range(min(patch, size[1]))
+                if mask[y0 + dy, x0 + dx]
+            ]
+            if not pix:
+                continue
+            idx = torch.tensor(pix)
+            local = torch.linalg.inv(K[idx][:, idx] + noise * torch.eye(len(pix)))
+            rows = torch.tensor([pos[p] for p in pix])
+            out[rows[:, None], rows[None, :]] += local.double()
+    return out, obs
+
+
+@pytest.mark.parametrize("patch,stride", [(4, 3), (5, 5), (6, 2)])
+def test_schwarz_matches_dense_sum_and_is_spd(patch, stride):
+    size = (11, 13)  # not a multiple of the stride: the last patch ends on the border
+    mask = torch.rand(size, generator=torch.Generator().manual_seed(0)) < 0.5
+    table = matern52_const_table(size)
+    noise = 1e-4
+    op = MaskedGridOperator(GridKernelOperator(table), mask, torch.tensor(noise))
+    apply = schwarz_preconditioner(op, patch, stride)
+    ref, obs = dense_schwarz(table, mask, noise, patch, stride)
+    eye = torch.zeros(len(obs), size[0] * size[1], dtype=torch.float64)
+    eye[torch.arange(len(obs)), obs] = 1.0
+    got = apply(eye)[:, obs]
+    assert torch.allclose(got, ref, rtol=1e-9, atol=1e-9 * float(ref.abs().max()))
+    assert float((got - got.T).abs().max()) <= 1e-12 * float(got.abs().max())
+    assert float(torch.linalg.eigvalsh(0.5 * (got + got.T)).min()) > 0.0
+    off = apply(eye)[:, ~mask.reshape(-1)]  # nothing leaks to unobserved pixels
+    assert float(off.abs().max()) == 0.0
+
+
+def test_switching_cg_solves_the_same_system():
+    g = torch.Generator().manual_seed(1)
+    q = torch.randn(60, 60, generator=g, dtype=torch.float64)
+    a = q @ q.T + 1e-3 * torch.eye(60, dtype=torch.float64)
+    b = torch.randn(3, 60, generator=g, dtype=torch.float64)
+    diag = 1.0 / a.diagonal()
+    seen = []
+
+    def switch(it, rel):
+        seen.append(it)
+        return (lambda v: v * diag) if it == 5 else None
+
+    x, info = conjugate_gradients(lambda v: v @ a, b, None, tol=1e-10, max_iter=2000, switch=switch)
+    ref = torch.linalg.solve(a, b.T).T
+    assert info.switched_at == 5 and seen == [1, 2, 3, 4, 5]  # not asked again once switched
+    assert info.converged
+    # x - ref = A^{-1} r with ||r|| <= 1e-10 ||b||: bounded by ||A^{-1}|| 1e-10 ||b||
+    bound = float(torch.linalg.eigvalsh(a).min()) ** -1 * 1e-10 * float(b.norm(dim=1).max())
+    assert float((x - ref).norm(dim=1).max()) <= 2 * bound
+
+
+@pytest.mark.parametrize("precond", ["schwarz", "auto"])
+def test_grid_mean_equals_dense_float64(precond):
+    size = (24, 24)
+    img = smooth_image(size)
+    mask = torch.rand(size, generator=torch.Generator().manual_seed(2)) < 0.5
+    table = matern52_const_table(size)
+    noise, tol = 1e-4, 1e-9
+    dense = dense_posterior(table, img, mask, noise)
+    grid = grid_posterior(table, img, mask, noise, tol=tol, max_iter=500, precond=precond)
+    # mean error = K_{:o} A^{-1} r with ||r|| <= tol ||y - mu||; bound it with the dense norm
+    K = dense_from_table(table, size)
+    obs = torch.nonzero(mask.reshape(-1)).reshape(-1)
+    gain = torch.linalg.matrix_norm(
+        torch.linalg.solve(K[obs][:, obs] + noise * torch.eye(len(obs)), K[obs]), ord=2
+    )
+    y = img.reshape(-1)[obs] - dense.info["mean_constant"]
+    bound = 2 * float(gain) * tol * float(y.norm())
+    assert float((grid.mean - dense.mean).abs().max()) <= bound
+    assert bound < 1e-5  # the comparison is meaningful
+
+
+def _iterations(table, img, mask, noise, precond):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # extension may hit max_iter: counted, not an error
+        post = grid_posterior(table, img, mask, noise, tol=1e-6, max_iter=400, precond=precond)
+    return post.info["cg_iterations"], post.info["cg_switched_at"]
+
+
+def test_schwarz_iterations_bounded_as_noise_falls():
+    """Smooth kernel: extension's iterations grow as the noise falls; Schwarz's do not.
+
+    Measured (32x32, 50% mask, tol 1e-6), noise 1e-2 / 1e-3 / 1e-4 / 1e-5: extension
+    52 / 119 / 209 / 258, schwarz 24 / 25 / 28 / 28, auto 52 / 119 (kept extension: the
+    extrapolated remainder stayed under SWITCH_REMAINING) / 44 / 46 (switched after 20).
+    """
+    size = (32, 32)
+    img = smooth_image(size)
+    mask = torch.rand(size, generator=torch.Generator().manual_seed(0)) < 0.5
+    table = matern52_const_table(size)
+    counts = {p: [] for p in ("extension", "schwarz", "auto")}
+    for noise in (1e-2, 1e-4, 1e-5):
+        for p in counts:
+            counts[p].append(_iterations(table, img, mask, noise, p))
+    ext = [it for it, _ in counts["extension"]]
+    assert ext[-1] > 150 and ext[-1] > 2 * ext[0]  # the old preconditioner is not bounded
+    assert all(it <= 40 for it, _ in counts["schwarz"])
+    assert all(it <= 60 for it, _ in counts["auto"])
+    assert [at for _, at in counts["auto"][1:]] == [20, 20]  # switched where it was slow
+
+
+def test_auto_keeps_extension_for_rough_kernel():
+    size = (32, 32)
+    img = smooth_image(size)
+    mask = torch.rand(size, generator=torch.Generator().manual_seed(0)) < 0.5
+    table = exp_const_table(size)
+    for noise in (1e-2, 1e-4):
+        it_ext, _ = _iterations(table, img, mask, noise, "extension")
+        it_auto, at = _iterations(table, img, mask, noise, "auto")
+        assert at is None and it_auto == it_ext <= 40
+
+
+def test_auto_keeps_extension_when_schwarz_is_refused(monkeypatch):
+    size = (32, 32)
+    img = smooth_image(size)
+    mask = torch.rand(size, generator=torch.Generator().manual_seed(0)) < 0.5
+    table = matern52_const_table(size)
+    monkeypatch.setattr(precond_module, "MAX_SCHWARZ_BYTES", 10)
+    with pytest.warns(GpdipWarning, match="keeping the extension"):
+        post = grid_posterior(table, img, mask, 1e-4, tol=1e-6, max_iter=1000, precond="auto")
+    assert post.info["cg_switched_at"] is None and post.info["cg_residual"] <= 1e-6
+
+
+def test_bad_arguments_raise():
+    size = (8, 8)
+    mask = torch.ones(size, dtype=torch.bool)
+    op = MaskedGridOperator(
+        GridKernelOperator(matern52_const_table(size)), mask, torch.tensor(1e-3)
+    )
+    with pytest.raises(GpdipError, match="stride"):
+        schwarz_preconditioner(op, patch=4, stride=5)
+    with pytest.raises(GpdipError, match="GiB"):
+        schwarz_preconditioner(op, max_bytes=10)
+    with pytest.raises(GpdipError, match="precond"):
+        grid_posterior(matern52_const_table(size), torch.zeros(size), mask, 1e-3, precond="x")
+
+
+@pytest.mark.parametrize("precision,tol", [("float32", 1e-4), ("float64", 1e-8)])
+def test_schwarz_colour_batch_matches_dense_per_channel(precision, tol):
+    """Three channels are one batched CG; float32 vectors still use float64 local solves."""
+    size = (20, 20)
+    g = torch.Generator().manual_seed(4)
+    img = torch.stack([smooth_image(size), smooth_image(size).flip(0), smooth_image(size).T], -1)
+    mask = torch.rand(size, generator=g) < 0.5
+    table = matern52_const_table(size)
+    noise = 1e-4
+    post = grid_posterior(
+        table, img, mask, noise, tol=tol, max_iter=500, precond="schwarz", precision=precision
+    )
+    K = dense_from_table(table, size)
+    obs = torch.nonzero(mask.reshape(-1)).reshape(-1)
+    gain = torch.linalg.matrix_norm(
+        torch.linalg.solve(K[obs][:, obs] + noise * torch.eye(len(obs)), K[obs]), ord=2
+    )
+    for c in range(3):
+        ref = dense_posterior(table, img[..., c], mask, noise)
+        y = img[..., c].reshape(-1)[obs] - ref.info["mean_constant"]
+        # same bound as above, with the working precision's own residual tolerance
+        bound = 2 * float(gain) * tol * float(y.norm())
+        assert float((post.mean[..., c] - ref.mean).abs().max()) <= bound
