@@ -24,6 +24,7 @@ from torch import nn
 from gpdip.layers.base import Layer, check, nonneg_float
 from gpdip.limit import covtable as ct
 from gpdip.limit import nonlin
+from gpdip.limit import pointwise as pw
 from gpdip.limit.state import Group
 
 if TYPE_CHECKING:
@@ -44,6 +45,14 @@ class Elementwise(Layer):
     ) -> torch.Tensor:
         """E[φ'(u) φ'(v)] (the NTK's factor)."""
         raise NotImplementedError
+
+    def pair_owned(
+        self, k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor, derivative: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """Both expectations at once without autograd, overwriting ``k22`` (None: not offered).
+
+        Subclasses whose two expectations share work (ReLU's angle) override it."""
+        return None
 
     def torch_module(self) -> nn.Module:
         raise NotImplementedError
@@ -76,6 +85,10 @@ class Elementwise(Layer):
         table = group.nngp
         if table is None:
             return out
+        if pw.no_grad_tables(table, group.ntk):
+            fused = self._chunked(table, group.ntk)
+            if fused is not None:
+                return replace(out, nngp=fused[0], ntk=fused[1])
         k11, k22 = ct.diagonal_pairs(table)
         # replace(): a table on an offset list (phase_tables) keeps its list
         nngp = replace(table, values=self.expectation(k11, k22, table.values))
@@ -84,6 +97,25 @@ class Elementwise(Layer):
             factor = self.derivative_expectation(k11, k22, table.values)
             ntk = replace(group.ntk, values=group.ntk.values * factor)
         return replace(out, nngp=nngp, ntk=ntk)
+
+    def _chunked(
+        self, table: ct.CovTable, theta: ct.CovTable | None
+    ) -> tuple[ct.CovTable, ct.CovTable | None] | None:
+        """K' and Θ' chunk by chunk (:mod:`gpdip.limit.pointwise`) with :meth:`pair_owned`."""
+        values = table.values
+        if theta is not None and theta.values.shape != values.shape:
+            return None
+        k_out = torch.empty(values.shape, dtype=values.dtype, device=values.device)
+        theta_out = None if theta is None else torch.empty_like(k_out)
+        for rows, k11, k22 in pw.phase_chunks(table):
+            pair = self.pair_owned(k11, k22, values[rows], theta is not None)
+            if pair is None:
+                return None
+            k_out[rows] = pair[0]
+            if theta is not None and theta_out is not None:
+                torch.mul(theta.values[rows], pair[1], out=theta_out[rows])
+        ntk = None if theta is None else replace(theta, values=theta_out)
+        return replace(table, values=k_out), ntk
 
 
 @dataclass(frozen=True)
@@ -97,6 +129,9 @@ class ReLU(Elementwise):
 
     def derivative_expectation(self, k11, k22, k12):
         return nonlin.relu_derivative_expectation(k11, k22, k12)
+
+    def pair_owned(self, k11, k22, k12, derivative):
+        return nonlin.relu_pair_owned(k11, k22, k12, None, derivative)
 
     def torch_module(self) -> nn.Module:
         return nn.ReLU()
@@ -123,6 +158,9 @@ class LeakyReLU(Elementwise):
 
     def derivative_expectation(self, k11, k22, k12):
         return nonlin.leaky_relu_derivative_expectation(k11, k22, k12, self.negative_slope)
+
+    def pair_owned(self, k11, k22, k12, derivative):
+        return nonlin.relu_pair_owned(k11, k22, k12, self.negative_slope, derivative)
 
     def torch_module(self) -> nn.Module:
         return nn.LeakyReLU(self.negative_slope)
