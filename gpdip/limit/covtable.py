@@ -22,6 +22,7 @@ upsampling's table is computed on the offsets the output needs only
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -268,11 +269,27 @@ def to_box(table: CovTable) -> CovTable:
         return table
     if points.box is None:
         raise ValueError("the output's offset list has no box to unfold to")
-    dims, device, box = table.dims, table.values.device, points.box
+    # The index depends on the layout only: the NNGP and NTK tables share one.
+    cached = _BOX_INDEX.setdefault(points, {})
+    key = (table.period, str(table.values.device))
+    if key not in cached:
+        cached[key] = _box_index(points, table.period, table.values.device)
+    values = table.values.reshape(-1).take(cached[key])
+    return CovTable(values, table.period, points.box)
+
+
+# Per offset list (weakly held: a list lives for one compile), the to_box gather index.
+_BOX_INDEX: weakref.WeakKeyDictionary[OffsetSet, dict] = weakref.WeakKeyDictionary()
+
+
+def _box_index(points: OffsetSet, periods: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """Flat index into a listed table's values for every (p, r) of its box (see to_box)."""
+    assert points.box is not None
+    dims, box = len(periods), points.box
     # Per dimension, a small (P_d, 2R_d+1) table of source phases; broadcast at the end.
     phase: list[tuple[torch.Tensor, ...]] = []
     off: list[torch.Tensor] = []
-    for d, period in enumerate(table.period):
+    for d, period in enumerate(periods):
         p, r = _grid(period, box[d], device)
         if points.fold == "half":
             phase.append((p, (p + r) % period))  # kept, swapped
@@ -286,19 +303,19 @@ def to_box(table: CovTable) -> CovTable:
         offs = torch.where(swap.unsqueeze(-1), -offs, offs)
         flat_phase = torch.where(
             _spread(swap, dims, range(dims, 2 * dims)),
-            _phase_index([ph[1] for ph in phase], table.period),
-            _phase_index([ph[0] for ph in phase], table.period),
+            _phase_index([ph[1] for ph in phase], periods),
+            _phase_index([ph[0] for ph in phase], periods),
         )
     elif points.fold == "octant":
         swap = offs[..., 0] < offs[..., 1]
         offs = torch.where(swap.unsqueeze(-1), offs.flip(-1), offs)
         flat_phase = torch.where(
             _spread(swap, dims, range(dims, 2 * dims)),
-            _phase_index([ph[0] for ph in phase], table.period, reverse=True),
-            _phase_index([ph[0] for ph in phase], table.period),
+            _phase_index([ph[0] for ph in phase], periods, reverse=True),
+            _phase_index([ph[0] for ph in phase], periods),
         )
     else:
-        flat_phase = _phase_index([ph[0] for ph in phase], table.period)
+        flat_phase = _phase_index([ph[0] for ph in phase], periods)
     # Position of each offset in the list, through a dense lookup box.
     lookup = torch.full([2 * r + 1 for r in box], -1, dtype=torch.long, device=device)
     shift = torch.tensor(box, device=device)
@@ -306,9 +323,7 @@ def to_box(table: CovTable) -> CovTable:
     lookup[tuple((listed + shift).T)] = torch.arange(len(listed), device=device)
     column = lookup[tuple((offs + shift).movedim(-1, 0))]
     assert bool((column >= 0).all()), "an offset of the box has no listed representative"
-    rows = table.values.reshape(-1, table.values.shape[-1])
-    values = rows[flat_phase, _spread(column, dims, range(dims, 2 * dims))]
-    return CovTable(values, table.period, box)
+    return flat_phase * len(listed) + _spread(column, dims, range(dims, 2 * dims))
 
 
 def _spread(small: torch.Tensor, dims: int, axes: range) -> torch.Tensor:
