@@ -2,7 +2,7 @@
 
     python scripts/bench_kernel.py [--sizes 64 128] [--repeats 5] [--mc-samples 40] [--threads 1]
         [--dip-sizes 128 512 1024] [--dip-repeats 3] [--baseline REV] [--baseline-sizes 64 128]
-        [--baseline-repeats 1]
+        [--baseline-repeats 1] [--ntk-sizes 512] [--skip-catalog] [--skip-mc]
 
 Prints JSON.  ``size`` S gives a (2S−1)×(2S−1) table: S = 64 covers the offsets of a 64×64
 image (a 127×127 table), S = 128 those of a 128×128 image (255×255).  Results are recorded in
@@ -14,6 +14,11 @@ With ``--baseline REV`` the same rows are run on the compiler of git revision RE
 ``gpdip`` package extracted by ``git archive`` into a temporary folder, limit raised) at
 ``--baseline-sizes``, with the time ratio and the max abs difference of the two kernels.
 ``--skip-catalog`` / ``--skip-mc`` leave the other sections out.
+
+``compile`` rows give the best wall time and the median CPU seconds (one thread, after a
+warm-up) of each catalog net.  ``ntk_ratio``: the DIP nets' NTK and NNGP compile times at
+``--ntk-sizes`` (default 512), each in a fresh one-thread process, imports excluded, with
+the ratio of the median CPU seconds (issue 9 asks for at most 2).
 """
 
 from __future__ import annotations
@@ -39,13 +44,23 @@ from gpdip.finite.montecarlo import estimate_kernel, relative_error
 
 
 def best_time(fn, repeats: int) -> float:
+    return timings(fn, repeats)[0]
+
+
+def timings(fn, repeats: int) -> tuple[float, float]:
+    """(best wall seconds, median CPU seconds) of ``repeats`` calls after a warm-up.
+
+    CPU seconds (``time.process_time``, one torch thread) are far less sensitive than
+    wall time to other jobs on the cores.
+    """
     fn()  # warm-up (allocator, lazy imports)
-    times = []
+    times, cpu_times = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - start)
-    return min(times)
+        cpu_times.append(time.process_time() - cpu_start)
+    return min(times), statistics.median(cpu_times)
 
 
 def compile_times(sizes: list[int], repeats: int) -> list[dict]:
@@ -54,9 +69,8 @@ def compile_times(sizes: list[int], repeats: int) -> list[dict]:
         for size in sizes:
             row: dict = {"arch": name, "size": size, "table": f"{2 * size - 1}x{2 * size - 1}"}
             try:
-                row["seconds"] = round(
-                    best_time(lambda n=name, s=size: compile_kernel(n, s), repeats), 5
-                )
+                wall, cpu = timings(lambda n=name, s=size: compile_kernel(n, s), repeats)
+                row["seconds"], row["cpu_seconds"] = round(wall, 5), round(cpu, 5)
             except GpdipError as exc:
                 row["error"] = str(exc).split(";")[0]
             rows.append(row)
@@ -96,7 +110,9 @@ def monte_carlo_speedup(name: str, size: int, width: int, samples: int, target: 
 DIP_NETS = ("skip5-bilinear", "skip5-nearest")
 
 
-def worker(name: str, size: int, repeats: int, out: str, max_entries: int) -> None:
+def worker(
+    name: str, size: int, repeats: int, out: str, max_entries: int, kind: str = "nngp"
+) -> None:
     """One (net, size) in this process: compile times, peak RSS, and the kernel saved to ``out``."""
     import resource
 
@@ -105,7 +121,7 @@ def worker(name: str, size: int, repeats: int, out: str, max_entries: int) -> No
     from gpdip import compile_kernel as compile_here
 
     def run():
-        return compile_here(name, size, max_entries=max_entries or None)
+        return compile_here(name, size, max_entries=max_entries or None, kind=kind)
 
     start = time.perf_counter()
     kernel = run()  # warm-up, also the first (cold) time
@@ -135,7 +151,13 @@ def _peak_rss_mb(fallback: float) -> float:
 
 
 def run_worker(
-    name: str, size: int, repeats: int, out: str, pythonpath: str, max_entries: int
+    name: str,
+    size: int,
+    repeats: int,
+    out: str,
+    pythonpath: str,
+    max_entries: int,
+    kind: str = "nngp",
 ) -> dict:
     env = dict(os.environ, PYTHONPATH=pythonpath, OMP_NUM_THREADS="1")
     proc = subprocess.run(
@@ -148,6 +170,7 @@ def run_worker(
             str(repeats),
             out,
             str(max_entries),
+            kind,
         ],
         capture_output=True,
         text=True,
@@ -202,6 +225,31 @@ def dip_rows(
     return rows
 
 
+def ntk_ratio_rows(sizes: list[int], repeats: int) -> list[dict]:
+    """NTK / NNGP compile time of the DIP nets (issue 9: at most 2x), compile time only.
+
+    Each (net, size, kind) in a fresh one-thread process: a warm-up compile, then the
+    median CPU seconds of ``repeats`` compiles; the imports are not timed.  Both kinds are
+    compiled in alternation, so that a change of load falls on both.
+    """
+    here = str(Path(__file__).resolve().parent.parent)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in DIP_NETS:
+            for size in sizes:
+                row: dict = {"arch": name, "size": size}
+                for kind in ("nngp", "ntk"):
+                    out = os.path.join(tmp, f"{kind}.npy")
+                    row[kind] = _summary(run_worker(name, size, repeats, out, here, 0, kind))
+                if "cpu_seconds" in row["nngp"] and "cpu_seconds" in row["ntk"]:
+                    row["ntk_over_nngp_cpu"] = round(
+                        row["ntk"]["cpu_seconds"] / row["nngp"]["cpu_seconds"], 3
+                    )
+                rows.append(row)
+                print(json.dumps(row), flush=True, file=sys.stderr)
+    return rows
+
+
 def _summary(result: dict) -> dict:
     if "error" in result:
         return {"error": result["error"]}
@@ -236,8 +284,8 @@ def machine() -> dict:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         torch.set_num_threads(1)
-        name, size, repeats, out, max_entries = sys.argv[2:7]
-        worker(name, int(size), int(repeats), out, int(max_entries))
+        name, size, repeats, out, max_entries, kind = sys.argv[2:8]
+        worker(name, int(size), int(repeats), out, int(max_entries), kind)
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
@@ -254,6 +302,13 @@ def main() -> None:
     parser.add_argument("--baseline", default=None, help="git revision to compare against")
     parser.add_argument("--baseline-sizes", type=int, nargs="*", default=[64, 128])
     parser.add_argument("--baseline-repeats", type=int, default=1)
+    parser.add_argument(
+        "--ntk-sizes",
+        type=int,
+        nargs="*",
+        default=[512],
+        help="sizes for the NTK/NNGP compile-time ratio of the DIP nets (none: skip)",
+    )
     parser.add_argument("--skip-catalog", action="store_true")
     parser.add_argument("--skip-mc", action="store_true")
     args = parser.parse_args()
@@ -269,6 +324,8 @@ def main() -> None:
             args.baseline_sizes,
             args.baseline_repeats,
         )
+    if args.ntk_sizes:
+        result["ntk_ratio"] = ntk_ratio_rows(args.ntk_sizes, args.dip_repeats)
     if not args.skip_mc:
         result["monte_carlo"] = [
             monte_carlo_speedup("unet2", 16, 256, args.mc_samples, 0.01),

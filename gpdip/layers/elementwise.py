@@ -16,7 +16,7 @@ expectations and its torch function.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 class Elementwise(Layer):
     """A pointwise non-linearity φ; subclasses give E[φφ], E[φ'φ'] and the torch module."""
 
+    fused: ClassVar[bool] = False  # offers pair_owned (the chunked, in-place path)
+
     def expectation(self, k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor) -> torch.Tensor:
         """E[φ(u) φ(v)] for the zero-mean Gaussian pair with these second moments."""
         raise NotImplementedError
@@ -49,9 +51,10 @@ class Elementwise(Layer):
     def pair_owned(
         self, k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor, derivative: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-        """Both expectations at once without autograd, overwriting ``k22`` (None: not offered).
+        """Both expectations at once without autograd, overwriting ``k22``.
 
-        Subclasses whose two expectations share work (ReLU's angle) override it."""
+        Subclasses whose two expectations share work (ReLU's angle) override it and set
+        ``fused``; None declines (e.g. a zero variance) and the general maps are used."""
         return None
 
     def torch_module(self) -> nn.Module:
@@ -85,7 +88,7 @@ class Elementwise(Layer):
         table = group.nngp
         if table is None:
             return out
-        if pw.no_grad_tables(table, group.ntk):
+        if self.fused and pw.no_grad_tables(table, group.ntk):
             fused = self._chunked(table, group.ntk)
             if fused is not None:
                 return replace(out, nngp=fused[0], ntk=fused[1])
@@ -123,6 +126,7 @@ class ReLU(Elementwise):
     """max(0, x)."""
 
     type_name = "relu"
+    fused = True
 
     def expectation(self, k11, k22, k12):
         return nonlin.relu_expectation(k11, k22, k12)
@@ -142,6 +146,7 @@ class LeakyReLU(Elementwise):
     """max(0, x) + negative_slope·min(0, x); the DIP code's default, slope 0.2."""
 
     type_name = "leaky_relu"
+    fused = True
 
     negative_slope: float = 0.2
 

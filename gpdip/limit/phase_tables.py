@@ -201,12 +201,11 @@ def _upsample_points(
     )
     inter = rm._regather(coarse, 0, factor * table.period[0], 0, terms).values
     # inter: (τP₀, P₁, n₀, high − low + 1); read (phase₁, column, offset₁) per listed pair,
-    # with τP₀ as the inner axis so that one sparse product does every term.
+    # for every τP₀ at once: one sparse product does every term.
     n_first, n_off = inter.shape[2], inter.shape[3]
-    rows = inter.reshape(inter.shape[0], -1).T.contiguous()
     column = column.to(device)
     terms = [((phase * n_first + column), off - low, weight) for phase, off, weight in last]
-    out = rm.sparse_rows(terms, n_off, rows).T
+    out = rm.sparse_columns(terms, n_off, inter.reshape(inter.shape[0], -1))
     return out.reshape(inter.shape[0], factor * table.period[1], -1).contiguous()
 
 

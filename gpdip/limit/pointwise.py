@@ -34,18 +34,19 @@ def no_grad_tables(*tables: CovTable | None) -> bool:
 
 
 def phase_chunks(
-    table: CovTable, entries: int = CHUNK_ENTRIES
+    table: CovTable, entries: int | None = None
 ) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
     """(rows, k11, k22) per chunk ``values[rows]`` of the first phase axis.
 
     k11[..] = C[p, 0] with size-1 offset axes (it broadcasts against the chunk);
     k22[..] = C[(p + r) mod P, 0] of the chunk's shape, freshly gathered.
+    ``entries``: the chunk size (default :data:`CHUNK_ENTRIES`).
     """
-    diag = table.diagonal().detach() if not table.values.requires_grad else table.diagonal()
+    diag = table.diagonal()
     flat_diag = diag.reshape(-1)
     first, rest = _phase_index_parts(table)
     per_row = math.prod(table.values.shape[1:])
-    step = max(1, entries // max(per_row, 1))
+    step = max(1, (entries or CHUNK_ENTRIES) // max(per_row, 1))
     offset_ones = (1,) * (table.values.dim() - table.dims)
     for start in range(0, table.period[0], step):
         rows = slice(start, min(start + step, table.period[0]))
