@@ -109,15 +109,17 @@ class Elementwise(Layer):
         if theta is not None and theta.values.shape != values.shape:
             return None
         k_out = torch.empty(values.shape, dtype=values.dtype, device=values.device)
-        theta_out = None if theta is None else torch.empty_like(k_out)
+        theta_out = torch.empty_like(k_out) if theta is not None else None
         for rows, k11, k22 in pw.phase_chunks(table):
             pair = self.pair_owned(k11, k22, values[rows], theta is not None)
             if pair is None:
                 return None
             k_out[rows] = pair[0]
-            if theta is not None and theta_out is not None:
+            if theta is not None and theta_out is not None and pair[1] is not None:
                 torch.mul(theta.values[rows], pair[1], out=theta_out[rows])
-        ntk = None if theta is None else replace(theta, values=theta_out)
+        ntk = None
+        if theta is not None and theta_out is not None:
+            ntk = replace(theta, values=theta_out)
         return replace(table, values=k_out), ntk
 
 

@@ -148,11 +148,12 @@ def stationary(kernel: torch.Tensor) -> CovTable:
     return CovTable(kernel.reshape((1,) * kernel.dim() + kernel.shape), (1,) * kernel.dim(), radius)
 
 
-def align(tables: list[CovTable]) -> list[CovTable]:
+def align(tables: list[CovTable], tile: bool = True) -> list[CovTable]:
     """Tile and crop tables to a common period (lcm) and radius (min), for sums.
 
     When one table is on an offset list, the others are read at its offsets
-    (:func:`at_points`).
+    (:func:`at_points`).  ``tile=False`` leaves each table's period as it is
+    (:func:`affine_mix` tiles by broadcasting, without the copy).
     """
     dims = tables[0].dims
     period = tuple(math.lcm(*(t.period[d] for t in tables)) for d in range(dims))
@@ -160,9 +161,13 @@ def align(tables: list[CovTable]) -> list[CovTable]:
     if listed:
         if any(not p.same(listed[0]) for p in listed):
             raise FoldMismatchError("tables on different offset lists")
-        return [at_points(t, listed[0]).tile(period) for t in tables]
+        return [_tiled(at_points(t, listed[0]), period, tile) for t in tables]
     radius = tuple(min(t.radius[d] for t in tables) for d in range(dims))
-    return [t.crop(radius).tile(period) for t in tables]
+    return [_tiled(t.crop(radius), period, tile) for t in tables]
+
+
+def _tiled(table: CovTable, period: tuple[int, ...], tile: bool) -> CovTable:
+    return table.tile(period) if tile else table
 
 
 def affine_mix(
@@ -173,19 +178,46 @@ def affine_mix(
 ) -> CovTable:
     """scale·Σ_i fraction_i·C_i + shift on aligned tables (a conv's map after its taps).
 
-    Without autograd it runs in place on one new tensor (these tables are large).
+    The tables may have different periods (``align(..., tile=False)``): each is tiled
+    to their lcm.  Without autograd it runs in place on one new tensor (these tables
+    are large), reading each table through a broadcast view instead of a tiled copy.
     """
+    dims = tables[0].dims
+    period = tuple(math.lcm(*(t.period[d] for t in tables)) for d in range(dims))
     grad = any(torch.is_tensor(x) and x.requires_grad for x in (scale, shift))
     if grad or any(t.values.requires_grad for t in tables):
+        tables = [t.tile(period) for t in tables]
         mixed = tables[0].values * fractions[0]
         for table, fraction in zip(tables[1:], fractions[1:], strict=True):
             mixed = mixed + table.values * fraction
         return replace(tables[0], values=mixed * scale + shift)
     scale = float(scale)
-    values = tables[0].values * (scale * fractions[0])
+    first = tables[0].values
+    values = torch.empty(period + first.shape[dims:], dtype=first.dtype, device=first.device)
+    torch.mul(_period_view(tables[0], period), scale * fractions[0], out=_split(values, tables[0]))
     for table, fraction in zip(tables[1:], fractions[1:], strict=True):
-        values.add_(table.values, alpha=scale * fraction)
-    return replace(tables[0], values=values.add_(float(shift)))
+        _split(values, table).add_(_period_view(table, period), alpha=scale * fraction)
+    return replace(tables[0], values=values.add_(float(shift)), period=period)
+
+
+def _split(values: torch.Tensor, table: CovTable) -> torch.Tensor:
+    """A table of a multiple of ``table``'s period viewed as (n₀, P₀, n₁, P₁, …, offsets)."""
+    shape: list[int] = []
+    for d, p in enumerate(table.period):
+        shape += [values.shape[d] // p, p]
+    return values.view(*shape, *values.shape[table.dims :])
+
+
+def _period_view(table: CovTable, period: tuple[int, ...]) -> torch.Tensor:
+    """``table.values`` as (1, P₀, 1, P₁, …, offsets): broadcast, it is the tiled table."""
+    shape: list[int] = []
+    for p in table.period:
+        shape += [1, p]
+    values = table.values
+    return values.reshape(*shape, *values.shape[table.dims :]).expand(
+        *[n for d, p in enumerate(table.period) for n in (period[d] // p, p)],
+        *values.shape[table.dims :],
+    )
 
 
 def at_points(table: CovTable, points: OffsetSet) -> CovTable:

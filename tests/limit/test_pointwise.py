@@ -41,7 +41,7 @@ def valid_table(period: tuple[int, ...], radius: tuple[int, ...], seed: int) -> 
     return ct.CovTable(values, period, radius)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cached_random_table(period: tuple[int, ...], radius: tuple[int, ...], seed: int):
     """random_table (a slow Python loop) once per argument; callers must not modify it."""
     return random_table(period, radius, seed)
