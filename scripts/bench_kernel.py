@@ -16,7 +16,8 @@ With ``--baseline REV`` the same rows are run on the compiler of git revision RE
 ``--skip-catalog`` / ``--skip-mc`` leave the other sections out.
 
 ``compile`` rows give the best wall time and the median CPU seconds (one thread, after a
-warm-up) of each catalog net.  ``ntk_ratio``: the DIP nets' NTK and NNGP compile times at
+warm-up) of each catalog net; with ``--baseline REV``, the CPU seconds here and on REV side by
+side (fresh processes, alternating).  ``ntk_ratio``: the DIP nets' NTK and NNGP compile times at
 ``--ntk-sizes`` (default 512), each in a fresh one-thread process, imports excluded, with
 the ratio of the median CPU seconds (issue 9 asks for at most 2).
 """
@@ -76,6 +77,52 @@ def compile_times(sizes: list[int], repeats: int) -> list[dict]:
             rows.append(row)
             print(json.dumps(row), flush=True, file=__import__("sys").stderr)
     return rows
+
+
+def catalog_side_by_side(sizes: list[int], repeats: int, baseline: str) -> list[dict]:
+    """Catalog compile CPU seconds here and on git revision ``baseline``, side by side.
+
+    Each side runs :func:`compile_times` in a fresh one-thread process; the two sides
+    alternate (here, baseline, here, baseline) and each row keeps the lower of its two
+    medians, so that a change of load during the run falls on both.
+    """
+    here = str(Path(__file__).resolve().parent.parent)
+    with tempfile.TemporaryDirectory() as tmp:
+        old_path = _extract(baseline, tmp, here)
+        runs: dict[str, list[list[dict]]] = {"new": [], "baseline": []}
+        for _ in range(2):
+            for side, path in (("new", here), ("baseline", old_path)):
+                runs[side].append(_catalog_worker(sizes, repeats, path))
+    rows = []
+    for i, row in enumerate(runs["new"][0]):
+        out = {"arch": row["arch"], "size": row["size"]}
+        for side in ("new", "baseline"):
+            cpu: list[float] = [
+                r[i]["cpu_seconds"] for r in runs[side] if i < len(r) and "cpu_seconds" in r[i]
+            ]
+            out[f"{side}_cpu_seconds"] = min(cpu) if cpu else None
+        if out["new_cpu_seconds"] and out["baseline_cpu_seconds"]:
+            out["speedup"] = round(out["baseline_cpu_seconds"] / out["new_cpu_seconds"], 2)
+        rows.append(out)
+    return rows
+
+
+def _extract(rev: str, tmp: str, here: str) -> str:
+    """The ``gpdip`` package and ``kernels`` of git revision ``rev`` in a temporary folder."""
+    old_path = os.path.join(tmp, "baseline")
+    os.makedirs(old_path)
+    archive = subprocess.run(
+        ["git", "archive", rev, "gpdip", "kernels"], capture_output=True, check=True, cwd=here
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", old_path], input=archive, check=True)
+    return old_path
+
+
+def _catalog_worker(sizes: list[int], repeats: int, pythonpath: str) -> list[dict]:
+    env = dict(os.environ, PYTHONPATH=pythonpath, OMP_NUM_THREADS="1")
+    args = [sys.executable, __file__, "--catalog-worker", str(repeats), *map(str, sizes)]
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def monte_carlo_speedup(name: str, size: int, width: int, samples: int, target: float) -> dict:
@@ -197,15 +244,7 @@ def dip_rows(
     with tempfile.TemporaryDirectory() as tmp:
         old_path = None
         if baseline:
-            old_path = os.path.join(tmp, "baseline")
-            os.makedirs(old_path)
-            archive = subprocess.run(
-                ["git", "archive", baseline, "gpdip", "kernels"],
-                capture_output=True,
-                check=True,
-                cwd=here,
-            ).stdout
-            subprocess.run(["tar", "-x", "-C", old_path], input=archive, check=True)
+            old_path = _extract(baseline, tmp, here)
         for name in DIP_NETS:
             for size in sizes:
                 new_file = os.path.join(tmp, f"new-{name}-{size}.npy")
@@ -282,6 +321,11 @@ def machine() -> dict:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--catalog-worker":
+        torch.set_num_threads(1)
+        rows = compile_times([int(v) for v in sys.argv[3:]], int(sys.argv[2]))
+        print(json.dumps(rows))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         torch.set_num_threads(1)
         name, size, repeats, out, max_entries, kind = sys.argv[2:8]
@@ -315,7 +359,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     result: dict = {"machine": machine()}
     if not args.skip_catalog:
-        result["compile"] = compile_times(args.sizes, args.repeats)
+        if args.baseline:
+            result["compile"] = catalog_side_by_side(args.sizes, args.repeats, args.baseline)
+        else:
+            result["compile"] = compile_times(args.sizes, args.repeats)
     if args.dip_sizes:
         result["dip"] = dip_rows(
             args.dip_sizes,
