@@ -296,25 +296,50 @@ def to_box(table: CovTable) -> CovTable:
     (p_d, r_d) → ((c_d − p_d) mod P, −r_d) per dimension with r_d < 0, then
     transposition when r₀ < r₁ (``"quadrant"``, ``"octant"``).
     """
+    if table.points is None:
+        return table
+    return CovTable(box_values(table), table.period, box_radius(table))
+
+
+def box_radius(table: CovTable) -> tuple[int, ...]:
+    """The radius of the box a table stands for (its own, or its offset list's)."""
+    if table.points is None:
+        return table.radius
+    if table.points.box is None:
+        raise ValueError("the output's offset list has no box to unfold to")
+    return table.points.box
+
+
+def box_values(table: CovTable, last: tuple[int, int] | None = None) -> torch.Tensor:
+    """The values of :func:`to_box`, optionally only at offset indices ``last`` = (low, high)
+    (inclusive, 0 ≤ low ≤ high ≤ 2R) of the last dimension: shape (*period, …, high − low + 1).
+    """
     points = table.points
     if points is None:
-        return table
-    if points.box is None:
-        raise ValueError("the output's offset list has no box to unfold to")
+        return (
+            table.values
+            if last is None
+            else table.values.narrow(-1, last[0], last[1] - last[0] + 1)
+        )
+    box_radius(table)  # raises for the output's list, which has no box
     # The index depends on the layout only: the NNGP and NTK tables share one.
     cached = _BOX_INDEX.setdefault(points, {})
-    key = (table.period, str(table.values.device))
+    key = (table.period, str(table.values.device), last)
     if key not in cached:
-        cached[key] = _box_index(points, table.period, table.values.device)
-    values = table.values.reshape(-1).take(cached[key])
-    return CovTable(values, table.period, points.box)
+        cached[key] = _box_index(points, table.period, table.values.device, last)
+    return table.values.reshape(-1).take(cached[key])
 
 
 # Per offset list (weakly held: a list lives for one compile), the to_box gather index.
 _BOX_INDEX: weakref.WeakKeyDictionary[OffsetSet, dict] = weakref.WeakKeyDictionary()
 
 
-def _box_index(points: OffsetSet, periods: tuple[int, ...], device: torch.device) -> torch.Tensor:
+def _box_index(
+    points: OffsetSet,
+    periods: tuple[int, ...],
+    device: torch.device,
+    last: tuple[int, int] | None = None,
+) -> torch.Tensor:
     """Flat index into a listed table's values for every (p, r) of its box (see to_box)."""
     assert points.box is not None
     dims, box = len(periods), points.box
@@ -323,6 +348,8 @@ def _box_index(points: OffsetSet, periods: tuple[int, ...], device: torch.device
     off: list[torch.Tensor] = []
     for d, period in enumerate(periods):
         p, r = _grid(period, box[d], device)
+        if last is not None and d == dims - 1:
+            r = r[:, last[0] : last[1] + 1]
         if points.fold == "half":
             phase.append((p, (p + r) % period))  # kept, swapped
             off.append(r)
