@@ -84,15 +84,16 @@ def catalog_side_by_side(sizes: list[int], repeats: int, baseline: str) -> list[
     """Catalog compile CPU seconds here and on git revision ``baseline``, side by side.
 
     Each side runs :func:`compile_times` in a fresh one-thread process; the two sides
-    alternate (here, baseline, here, baseline) and each row keeps the lower of its two
+    alternate (here, baseline, baseline, here) and each row keeps the lower of its two
     medians, so that a change of load during the run falls on both.
     """
     here = str(Path(__file__).resolve().parent.parent)
     with tempfile.TemporaryDirectory() as tmp:
         old_path = _extract(baseline, tmp, here)
         runs: dict[str, list[list[dict]]] = {"new": [], "baseline": []}
-        for _ in range(2):
-            for side, path in (("new", here), ("baseline", old_path)):
+        sides = [("new", here), ("baseline", old_path)]
+        for order in (sides, sides[::-1]):  # new first, then baseline first
+            for side, path in order:
                 runs[side].append(_catalog_worker(sizes, repeats, path))
     rows = []
     for i, row in enumerate(runs["new"][0]):
