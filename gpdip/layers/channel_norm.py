@@ -24,6 +24,7 @@ from torch import nn
 
 from gpdip.layers.base import Layer, check, nonneg_float
 from gpdip.limit import covtable as ct
+from gpdip.limit import pointwise as pw
 from gpdip.limit.state import Group
 
 if TYPE_CHECKING:
@@ -58,12 +59,28 @@ class ChannelNorm(Layer):
         (group,) = groups
         if group.nngp is None:
             return groups
+        same_layout = group.ntk is None or group.ntk.values.shape == group.nngp.values.shape
+        if same_layout and pw.no_grad_tables(group.nngp, group.ntk):
+            return [self._chunked(group)]
         k11, k22 = ct.diagonal_pairs(group.nngp)
         scale = torch.rsqrt((k11 + self.eps) * (k22 + self.eps))
         return [group.map_tables(lambda t: replace(t, values=t.values * scale))]
 
     def keeps_offsets(self) -> bool:
         return True
+
+    def _chunked(self, group: Group) -> Group:
+        """The same rescaling chunk by chunk, without autograd (:mod:`gpdip.limit.pointwise`)."""
+        assert group.nngp is not None
+        tables = [t for t in (group.nngp, group.ntk) if t is not None]
+        outs = [torch.empty_like(t.values, memory_format=torch.contiguous_format) for t in tables]
+        for rows, k11, k22 in pw.phase_chunks(group.nngp):
+            # rsqrt((k11 + eps)(k22 + eps)): the unchunked map's operations, in place
+            scale = k22.add_(self.eps).mul_(k11 + self.eps).rsqrt_()
+            for table, out in zip(tables, outs, strict=True):
+                torch.mul(table.values[rows], scale, out=out[rows])
+        new = [replace(t, values=o) for t, o in zip(tables, outs, strict=True)]
+        return replace(group, nngp=new[0], ntk=new[1] if group.ntk is not None else None)
 
 
 class ChannelNormModule(nn.Module):

@@ -16,7 +16,7 @@ expectations and its torch function.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
@@ -24,6 +24,7 @@ from torch import nn
 from gpdip.layers.base import Layer, check, nonneg_float
 from gpdip.limit import covtable as ct
 from gpdip.limit import nonlin
+from gpdip.limit import pointwise as pw
 from gpdip.limit.state import Group
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 class Elementwise(Layer):
     """A pointwise non-linearity φ; subclasses give E[φφ], E[φ'φ'] and the torch module."""
 
+    fused: ClassVar[bool] = False  # offers pair_owned (the chunked, in-place path)
+
     def expectation(self, k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor) -> torch.Tensor:
         """E[φ(u) φ(v)] for the zero-mean Gaussian pair with these second moments."""
         raise NotImplementedError
@@ -44,6 +47,15 @@ class Elementwise(Layer):
     ) -> torch.Tensor:
         """E[φ'(u) φ'(v)] (the NTK's factor)."""
         raise NotImplementedError
+
+    def pair_owned(
+        self, k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor, derivative: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """Both expectations at once without autograd, overwriting ``k22``.
+
+        Subclasses whose two expectations share work (ReLU's angle) override it and set
+        ``fused``; None declines (e.g. a zero variance) and the general maps are used."""
+        return None
 
     def torch_module(self) -> nn.Module:
         raise NotImplementedError
@@ -76,6 +88,10 @@ class Elementwise(Layer):
         table = group.nngp
         if table is None:
             return out
+        if self.fused and pw.no_grad_tables(table, group.ntk):
+            fused = self._chunked(table, group.ntk)
+            if fused is not None:
+                return replace(out, nngp=fused[0], ntk=fused[1])
         k11, k22 = ct.diagonal_pairs(table)
         # replace(): a table on an offset list (phase_tables) keeps its list
         nngp = replace(table, values=self.expectation(k11, k22, table.values))
@@ -85,18 +101,43 @@ class Elementwise(Layer):
             ntk = replace(group.ntk, values=group.ntk.values * factor)
         return replace(out, nngp=nngp, ntk=ntk)
 
+    def _chunked(
+        self, table: ct.CovTable, theta: ct.CovTable | None
+    ) -> tuple[ct.CovTable, ct.CovTable | None] | None:
+        """K' and Θ' chunk by chunk (:mod:`gpdip.limit.pointwise`) with :meth:`pair_owned`."""
+        values = table.values
+        if theta is not None and theta.values.shape != values.shape:
+            return None
+        k_out = torch.empty(values.shape, dtype=values.dtype, device=values.device)
+        theta_out = torch.empty_like(k_out) if theta is not None else None
+        for rows, k11, k22 in pw.phase_chunks(table):
+            pair = self.pair_owned(k11, k22, values[rows], theta is not None)
+            if pair is None:
+                return None
+            k_out[rows] = pair[0]
+            if theta is not None and theta_out is not None and pair[1] is not None:
+                torch.mul(theta.values[rows], pair[1], out=theta_out[rows])
+        ntk = None
+        if theta is not None and theta_out is not None:
+            ntk = replace(theta, values=theta_out)
+        return replace(table, values=k_out), ntk
+
 
 @dataclass(frozen=True)
 class ReLU(Elementwise):
     """max(0, x)."""
 
     type_name = "relu"
+    fused = True
 
     def expectation(self, k11, k22, k12):
         return nonlin.relu_expectation(k11, k22, k12)
 
     def derivative_expectation(self, k11, k22, k12):
         return nonlin.relu_derivative_expectation(k11, k22, k12)
+
+    def pair_owned(self, k11, k22, k12, derivative):
+        return nonlin.relu_pair_owned(k11, k22, k12, None, derivative)
 
     def torch_module(self) -> nn.Module:
         return nn.ReLU()
@@ -107,6 +148,7 @@ class LeakyReLU(Elementwise):
     """max(0, x) + negative_slope·min(0, x); the DIP code's default, slope 0.2."""
 
     type_name = "leaky_relu"
+    fused = True
 
     negative_slope: float = 0.2
 
@@ -123,6 +165,9 @@ class LeakyReLU(Elementwise):
 
     def derivative_expectation(self, k11, k22, k12):
         return nonlin.leaky_relu_derivative_expectation(k11, k22, k12, self.negative_slope)
+
+    def pair_owned(self, k11, k22, k12, derivative):
+        return nonlin.relu_pair_owned(k11, k22, k12, self.negative_slope, derivative)
 
     def torch_module(self) -> nn.Module:
         return nn.LeakyReLU(self.negative_slope)

@@ -103,7 +103,10 @@ class Conv(Layer):
             nngp = self._mix([g.nngp for g in groups], groups, weight_var, bias_var)
             if walker.ntk:
                 theta = self._mix([g.ntk for g in groups], groups, weight_var, 0.0)
-                ntk = replace(theta, values=theta.values + nngp.values)
+                if theta.values.requires_grad or nngp.values.requires_grad:
+                    ntk = replace(theta, values=theta.values + nngp.values)
+                else:  # affine_mix returned a new tensor: add in place (same sums)
+                    ntk = replace(theta, values=theta.values.add_(nngp.values))
         group = Group(
             nngp,
             ntk,
@@ -120,5 +123,5 @@ class Conv(Layer):
     def _mix(self, tables: list, groups: list[Group], weight_var, bias_var) -> ct.CovTable:
         """weight_var·Σ_g (c_g/c)·taps(C_g) + bias_var: the tap average of the concatenation."""
         total = sum(g.channels for g in groups)
-        parts = ct.align([ct.conv_taps(t, self.kernel_size) for t in tables])
+        parts = ct.align([ct.conv_taps(t, self.kernel_size) for t in tables], tile=False)
         return ct.affine_mix(parts, [g.channels / total for g in groups], weight_var, bias_var)

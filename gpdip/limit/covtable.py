@@ -22,6 +22,7 @@ upsampling's table is computed on the offsets the output needs only
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -147,11 +148,12 @@ def stationary(kernel: torch.Tensor) -> CovTable:
     return CovTable(kernel.reshape((1,) * kernel.dim() + kernel.shape), (1,) * kernel.dim(), radius)
 
 
-def align(tables: list[CovTable]) -> list[CovTable]:
+def align(tables: list[CovTable], tile: bool = True) -> list[CovTable]:
     """Tile and crop tables to a common period (lcm) and radius (min), for sums.
 
     When one table is on an offset list, the others are read at its offsets
-    (:func:`at_points`).
+    (:func:`at_points`).  ``tile=False`` leaves each table's period as it is
+    (:func:`affine_mix` tiles by broadcasting, without the copy).
     """
     dims = tables[0].dims
     period = tuple(math.lcm(*(t.period[d] for t in tables)) for d in range(dims))
@@ -159,9 +161,13 @@ def align(tables: list[CovTable]) -> list[CovTable]:
     if listed:
         if any(not p.same(listed[0]) for p in listed):
             raise FoldMismatchError("tables on different offset lists")
-        return [at_points(t, listed[0]).tile(period) for t in tables]
+        return [_tiled(at_points(t, listed[0]), period, tile) for t in tables]
     radius = tuple(min(t.radius[d] for t in tables) for d in range(dims))
-    return [t.crop(radius).tile(period) for t in tables]
+    return [_tiled(t.crop(radius), period, tile) for t in tables]
+
+
+def _tiled(table: CovTable, period: tuple[int, ...], tile: bool) -> CovTable:
+    return table.tile(period) if tile else table
 
 
 def affine_mix(
@@ -172,19 +178,46 @@ def affine_mix(
 ) -> CovTable:
     """scale·Σ_i fraction_i·C_i + shift on aligned tables (a conv's map after its taps).
 
-    Without autograd it runs in place on one new tensor (these tables are large).
+    The tables may have different periods (``align(..., tile=False)``): each is tiled
+    to their lcm.  Without autograd it runs in place on one new tensor (these tables
+    are large), reading each table through a broadcast view instead of a tiled copy.
     """
+    dims = tables[0].dims
+    period = tuple(math.lcm(*(t.period[d] for t in tables)) for d in range(dims))
     grad = any(torch.is_tensor(x) and x.requires_grad for x in (scale, shift))
     if grad or any(t.values.requires_grad for t in tables):
+        tables = [t.tile(period) for t in tables]
         mixed = tables[0].values * fractions[0]
         for table, fraction in zip(tables[1:], fractions[1:], strict=True):
             mixed = mixed + table.values * fraction
         return replace(tables[0], values=mixed * scale + shift)
     scale = float(scale)
-    values = tables[0].values * (scale * fractions[0])
+    first = tables[0].values
+    values = torch.empty(period + first.shape[dims:], dtype=first.dtype, device=first.device)
+    torch.mul(_period_view(tables[0], period), scale * fractions[0], out=_split(values, tables[0]))
     for table, fraction in zip(tables[1:], fractions[1:], strict=True):
-        values.add_(table.values, alpha=scale * fraction)
-    return replace(tables[0], values=values.add_(float(shift)))
+        _split(values, table).add_(_period_view(table, period), alpha=scale * fraction)
+    return replace(tables[0], values=values.add_(float(shift)), period=period)
+
+
+def _split(values: torch.Tensor, table: CovTable) -> torch.Tensor:
+    """A table of a multiple of ``table``'s period viewed as (n₀, P₀, n₁, P₁, …, offsets)."""
+    shape: list[int] = []
+    for d, p in enumerate(table.period):
+        shape += [values.shape[d] // p, p]
+    return values.view(*shape, *values.shape[table.dims :])
+
+
+def _period_view(table: CovTable, period: tuple[int, ...]) -> torch.Tensor:
+    """``table.values`` as (1, P₀, 1, P₁, …, offsets): broadcast, it is the tiled table."""
+    shape: list[int] = []
+    for p in table.period:
+        shape += [1, p]
+    values = table.values
+    return values.reshape(*shape, *values.shape[table.dims :]).expand(
+        *[n for d, p in enumerate(table.period) for n in (period[d] // p, p)],
+        *values.shape[table.dims :],
+    )
 
 
 def at_points(table: CovTable, points: OffsetSet) -> CovTable:
@@ -263,17 +296,60 @@ def to_box(table: CovTable) -> CovTable:
     (p_d, r_d) → ((c_d − p_d) mod P, −r_d) per dimension with r_d < 0, then
     transposition when r₀ < r₁ (``"quadrant"``, ``"octant"``).
     """
+    if table.points is None:
+        return table
+    return CovTable(box_values(table), table.period, box_radius(table))
+
+
+def box_radius(table: CovTable) -> tuple[int, ...]:
+    """The radius of the box a table stands for (its own, or its offset list's)."""
+    if table.points is None:
+        return table.radius
+    if table.points.box is None:
+        raise ValueError("the output's offset list has no box to unfold to")
+    return table.points.box
+
+
+def box_values(table: CovTable, last: tuple[int, int] | None = None) -> torch.Tensor:
+    """The values of :func:`to_box`, optionally only at offset indices ``last`` = (low, high)
+    (inclusive, 0 ≤ low ≤ high ≤ 2R) of the last dimension: shape (*period, …, high − low + 1).
+    """
     points = table.points
     if points is None:
-        return table
-    if points.box is None:
-        raise ValueError("the output's offset list has no box to unfold to")
-    dims, device, box = table.dims, table.values.device, points.box
+        return (
+            table.values
+            if last is None
+            else table.values.narrow(-1, last[0], last[1] - last[0] + 1)
+        )
+    box_radius(table)  # raises for the output's list, which has no box
+    # The index depends on the layout only: the NNGP and NTK tables share one.
+    cached = _BOX_INDEX.setdefault(points, {})
+    key = (table.period, str(table.values.device), last)
+    if key not in cached:
+        cached[key] = _box_index(points, table.period, table.values.device, last)
+    return table.values.reshape(-1).take(cached[key])
+
+
+# Per offset list (weakly held: a list lives for one compile), the to_box gather index.
+_BOX_INDEX: weakref.WeakKeyDictionary[OffsetSet, dict] = weakref.WeakKeyDictionary()
+
+
+def _box_index(
+    points: OffsetSet,
+    periods: tuple[int, ...],
+    device: torch.device,
+    last: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """Flat index into a listed table's values for every (p, r) of its box (see to_box)."""
+    assert points.box is not None
+    dims, box = len(periods), points.box
     # Per dimension, a small (P_d, 2R_d+1) table of source phases; broadcast at the end.
     phase: list[tuple[torch.Tensor, ...]] = []
     off: list[torch.Tensor] = []
-    for d, period in enumerate(table.period):
+    for d, period in enumerate(periods):
         p, r = _grid(period, box[d], device)
+        if last is not None and d == dims - 1:
+            r = r[:, last[0] : last[1] + 1]
         if points.fold == "half":
             phase.append((p, (p + r) % period))  # kept, swapped
             off.append(r)
@@ -286,19 +362,19 @@ def to_box(table: CovTable) -> CovTable:
         offs = torch.where(swap.unsqueeze(-1), -offs, offs)
         flat_phase = torch.where(
             _spread(swap, dims, range(dims, 2 * dims)),
-            _phase_index([ph[1] for ph in phase], table.period),
-            _phase_index([ph[0] for ph in phase], table.period),
+            _phase_index([ph[1] for ph in phase], periods),
+            _phase_index([ph[0] for ph in phase], periods),
         )
     elif points.fold == "octant":
         swap = offs[..., 0] < offs[..., 1]
         offs = torch.where(swap.unsqueeze(-1), offs.flip(-1), offs)
         flat_phase = torch.where(
             _spread(swap, dims, range(dims, 2 * dims)),
-            _phase_index([ph[0] for ph in phase], table.period, reverse=True),
-            _phase_index([ph[0] for ph in phase], table.period),
+            _phase_index([ph[0] for ph in phase], periods, reverse=True),
+            _phase_index([ph[0] for ph in phase], periods),
         )
     else:
-        flat_phase = _phase_index([ph[0] for ph in phase], table.period)
+        flat_phase = _phase_index([ph[0] for ph in phase], periods)
     # Position of each offset in the list, through a dense lookup box.
     lookup = torch.full([2 * r + 1 for r in box], -1, dtype=torch.long, device=device)
     shift = torch.tensor(box, device=device)
@@ -306,9 +382,7 @@ def to_box(table: CovTable) -> CovTable:
     lookup[tuple((listed + shift).T)] = torch.arange(len(listed), device=device)
     column = lookup[tuple((offs + shift).movedim(-1, 0))]
     assert bool((column >= 0).all()), "an offset of the box has no listed representative"
-    rows = table.values.reshape(-1, table.values.shape[-1])
-    values = rows[flat_phase, _spread(column, dims, range(dims, 2 * dims))]
-    return CovTable(values, table.period, box)
+    return flat_phase * len(listed) + _spread(column, dims, range(dims, 2 * dims))
 
 
 def _spread(small: torch.Tensor, dims: int, axes: range) -> torch.Tensor:

@@ -55,6 +55,44 @@ def relu_expectation(k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor) ->
     return torch.where(norm > 0, norm * arccos_j1(rho) / (2 * math.pi), torch.zeros_like(norm))
 
 
+def relu_pair_owned(
+    k11: torch.Tensor,
+    k22: torch.Tensor,
+    k12: torch.Tensor,
+    negative_slope: float | None,
+    derivative: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """E[φ(u)φ(v)] and (with ``derivative``) E[φ'(u)φ'(v)] from one angle θ, no autograd.
+
+    φ is ReLU (``negative_slope`` None) or leaky ReLU.  Both expectations need
+    θ = arccos(k12/√(k11 k22)): E[φφ] through J(θ) = sin θ + (π − θ) cos θ and
+    E[φ'φ'] through (π − θ)/(2π), so θ and π − θ are computed once.  The
+    operations per entry are those of :func:`relu_expectation` /
+    :func:`leaky_relu_expectation` and of the derivative functions (arccos(±1) is
+    exactly 0 and π, as :func:`_angle` sets them), so the results are the same
+    bits.  ``k22`` is overwritten.  None when a variance is 0 (the caller then
+    uses the general functions).
+    """
+    norm = k22.mul_(k11).sqrt_()
+    if not bool(norm.min() > 0):
+        return None
+    rho = torch.div(k12, norm).clamp_(-1.0, 1.0)
+    pi_minus_theta = torch.arccos(rho).neg_().add_(math.pi)
+    factor = None
+    if derivative:
+        factor = pi_minus_theta / (2 * math.pi)
+        if negative_slope is not None:
+            a = negative_slope
+            factor.mul_((1 - a) ** 2).add_(a * a + a * (1 - a))
+    value = pi_minus_theta.mul_(rho)
+    value.add_(rho.mul_(rho).neg_().add_(1.0).sqrt_())
+    value.mul_(norm).div_(2 * math.pi)
+    if negative_slope is not None:
+        a = negative_slope
+        value.mul_((1 - a) ** 2).add_(k12, alpha=a)
+    return value, factor
+
+
 def leaky_relu_expectation(
     k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor, negative_slope: float
 ) -> torch.Tensor:

@@ -107,7 +107,6 @@ def upsample_final(
     table goes through the same fold as the NNGP table it travels with.
     """
     fold, centre = fold_of or known_fold(table, plan.near, plan.folds)
-    table = ct.to_box(table)
     listed = _fold_offsets(plan.near, fold)
     if plan.split:
         far = int(plan.far)
@@ -134,7 +133,6 @@ def upsample_folded(
     ``fold_of`` as in :func:`upsample_final`.
     """
     fold, centre = fold_of or known_fold(table, radius, folds)
-    table = ct.to_box(table)
     listed = _fold_offsets(radius, fold)
     return _upsampled(table, factor, sources, listed, fold, centre, radius)
 
@@ -175,9 +173,12 @@ def _upsample_points(
 
     Dimension 0 is upsampled for the distinct r₀ (a product pass); the last
     dimension then gathers, for each listed pair, its own r₀ column and r₁ terms.
+    ``table`` may be on a folded offset list: only the part of its box that is read is
+    unfolded.
     """
     device = table.values.device
     if table.dims == 1:
+        table = ct.to_box(table)
         terms = rm.upsample_terms(
             table.period[0],
             table.radius[0],
@@ -187,26 +188,27 @@ def _upsample_points(
         )
         return rm._regather(table, 0, factor * table.period[0], 0, terms).values
     assert table.dims == 2
+    radius = ct.box_radius(table)
     last = rm.upsample_terms(
-        table.period[1], table.radius[1], factor, sources, listed[:, 1].reshape(1, -1).to(device)
+        table.period[1], radius[1], factor, sources, listed[:, 1].reshape(1, -1).to(device)
     )
     # Only the coarse offsets of dimension 1 that the listed pairs read (about half the box
-    # under the quadrant and octant folds, where r₁ ≥ 0) go through the product pass.
+    # under the quadrant and octant folds, where r₁ ≥ 0) are unfolded and go through the
+    # product pass.
     low = min(int(off.min()) for _, off, _ in last)
     high = max(int(off.max()) for _, off, _ in last)
-    coarse = ct.CovTable(table.values.narrow(3, low, high - low + 1), table.period, table.radius)
+    coarse = ct.CovTable(ct.box_values(table, (low, high)), table.period, radius)
     first, column = torch.unique(listed[:, 0], return_inverse=True)
     terms = rm.upsample_terms(
-        table.period[0], table.radius[0], factor, sources, first.reshape(1, -1).to(device)
+        table.period[0], radius[0], factor, sources, first.reshape(1, -1).to(device)
     )
     inter = rm._regather(coarse, 0, factor * table.period[0], 0, terms).values
     # inter: (τP₀, P₁, n₀, high − low + 1); read (phase₁, column, offset₁) per listed pair,
-    # with τP₀ as the inner axis so that one sparse product does every term.
+    # for every τP₀ at once: one sparse product does every term.
     n_first, n_off = inter.shape[2], inter.shape[3]
-    rows = inter.reshape(inter.shape[0], -1).T.contiguous()
     column = column.to(device)
     terms = [((phase * n_first + column), off - low, weight) for phase, off, weight in last]
-    out = rm.sparse_rows(terms, n_off, rows).T
+    out = rm.sparse_columns(terms, n_off, inter.reshape(inter.shape[0], -1))
     return out.reshape(inter.shape[0], factor * table.period[1], -1).contiguous()
 
 

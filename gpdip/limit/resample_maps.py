@@ -51,6 +51,28 @@ def sparse_rows(
     repeated columns simply add) reads each input row once per use instead of one
     full gather, multiply and add per term, and differentiates in ``rows``.
     """
+    return _term_matrix(terms, n_off, rows) @ rows
+
+
+def sparse_columns(
+    terms: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], n_off: int, cols: torch.Tensor
+) -> torch.Tensor:
+    """out[:, i] = Σ_terms w[i]·cols[:, phase[i]·n_off + off[i]]: :func:`sparse_rows` transposed.
+
+    Without autograd it is one dense × (CSR)ᵀ product, which reads ``cols`` in its own
+    layout and writes the result in the layout the caller keeps: the two table-sized
+    transposes of ``sparse_rows(terms, n_off, cols.T).T`` are saved (same sums, same order).
+    """
+    matrix = _term_matrix(terms, n_off, cols.T)
+    if cols.requires_grad:
+        return (matrix @ cols.T.contiguous()).T
+    return cols @ matrix.t()
+
+
+def _term_matrix(
+    terms: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], n_off: int, rows: torch.Tensor
+) -> torch.Tensor:
+    """The CSR matrix (one row per output, its terms in order) of :func:`sparse_rows`."""
     n_out = terms[0][0].numel()
     device = rows.device
     columns = torch.stack([(phase * n_off + off).reshape(-1) for phase, off, _ in terms], dim=1)
@@ -58,14 +80,13 @@ def sparse_rows(
     starts = torch.arange(0, len(terms) * n_out + 1, len(terms), device=device)
     with warnings.catch_warnings():  # "CSR support is in beta": the product used here is not
         warnings.simplefilter("ignore", UserWarning)
-        matrix = torch.sparse_csr_tensor(
+        return torch.sparse_csr_tensor(
             starts,
             columns.reshape(-1).to(device),
             weight.reshape(-1),
             (n_out, rows.shape[0]),
             check_invariants=False,
         )
-    return matrix @ rows
 
 
 def decimate(table: CovTable, factor: int) -> CovTable:

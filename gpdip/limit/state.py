@@ -9,6 +9,7 @@ counts.  The :class:`Walker` applies each layer's own ``limit`` map in turn.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -120,8 +121,9 @@ class Walker:
             for kind, table in (("NNGP", group.nngp), ("NTK", group.ntk)):
                 if table is None:
                     continue
-                diagonal = table.diagonal()
-                if not bool(torch.isfinite(diagonal).all()):
+                diagonal = table.diagonal().detach()
+                largest = float(diagonal.abs().max())  # NaN or inf when some entry is
+                if not math.isfinite(largest):
                     raise self.fail(
                         where,
                         f"the {kind} kernel becomes non-finite at this "
@@ -130,14 +132,9 @@ class Walker:
                         "once squared or summed); lower weight_var, bias_var or "
                         "the input variance",
                     )
-                self.largest_variance = max(self.largest_variance, _largest_finite(diagonal))
+                self.largest_variance = max(self.largest_variance, largest)
 
 
 def _cropper(need: tuple[int, ...]) -> Callable[[CovTable], CovTable]:
     """Crop a table to at most ``need`` offsets per dimension."""
     return lambda t: t.crop(tuple(min(a, b) for a, b in zip(t.radius, need, strict=True)))
-
-
-def _largest_finite(values: torch.Tensor) -> float:
-    finite = values.detach()[torch.isfinite(values.detach())]
-    return float(finite.abs().max()) if finite.numel() else float("nan")

@@ -1,0 +1,84 @@
+"""Pointwise maps on phase tables, chunked over the first phase axis.
+
+The maps that read one entry C[p, r] and the variances C[p, 0] and C[p + r, 0]
+(non-linearities, channel normalisation) dominate the compile time of the
+finest tables (1,024 phases × thousands of offsets for period-32 networks).
+Run on the whole table, each of their dozen operations allocates a fresh
+table-sized temporary; above glibc's mmap threshold (32 MiB at most) every such
+allocation is new memory, and its page faults cost about ten times the
+arithmetic.  Chunks of about :data:`CHUNK_ENTRIES` entries keep the temporaries
+in the cache and on the heap; the operations and their order per entry are
+those of the unchunked maps, so the results are bit-for-bit the same.
+
+:func:`phase_chunks` yields, per chunk of the first phase axis, the slice and
+the pair of variances (k11 = C[p, 0] broadcastable to the chunk, k22 =
+C[p + r, 0] as a new tensor the caller may overwrite).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+
+from gpdip.limit.covtable import CovTable
+
+# 2**16 float64 entries: 512 KiB per temporary, a few of them fit in L2.
+CHUNK_ENTRIES = 2**16
+
+
+def no_grad_tables(*tables: CovTable | None) -> bool:
+    """Whether no table needs autograd (the chunked, in-place paths are then allowed)."""
+    return not any(t is not None and t.values.requires_grad for t in tables)
+
+
+def phase_chunks(
+    table: CovTable, entries: int | None = None
+) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
+    """(rows, k11, k22) per chunk ``values[rows]`` of the first phase axis.
+
+    k11[..] = C[p, 0] with size-1 offset axes (it broadcasts against the chunk);
+    k22[..] = C[(p + r) mod P, 0] of the chunk's shape, freshly gathered.
+    ``entries``: the chunk size (default :data:`CHUNK_ENTRIES`).
+    """
+    diag = table.diagonal()
+    flat_diag = diag.reshape(-1)
+    first, rest = _phase_index_parts(table)
+    per_row = math.prod(table.values.shape[1:])
+    step = max(1, (entries or CHUNK_ENTRIES) // max(per_row, 1))
+    offset_ones = (1,) * (table.values.dim() - table.dims)
+    for start in range(0, table.period[0], step):
+        rows = slice(start, min(start + step, table.period[0]))
+        k11 = diag[rows].reshape(diag[rows].shape + offset_ones)
+        k22 = flat_diag[first[rows] + rest]
+        yield rows, k11, k22
+
+
+def _phase_index_parts(table: CovTable) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat index of C[(p + r) mod P, 0] split as first[p₀, ...] + rest[...] (broadcast).
+
+    ``first`` holds dimension 0's part with the first phase axis in front;
+    ``rest`` the other dimensions' part, broadcast over the chunk's axes after it.
+    """
+    device = table.values.device
+    period = table.period
+    strides = [math.prod(period[d + 1 :]) for d in range(table.dims)]
+    if table.points is not None:  # values (*period, n)
+        offsets = table.points.offsets.to(device)
+        parts = []
+        for d, p_d in enumerate(period):
+            shape = [1] * (table.dims + 1)
+            shape[d] = p_d
+            phase = torch.arange(p_d, device=device).reshape(shape)
+            parts.append(((phase + offsets[:, d]) % p_d) * strides[d])
+    else:  # values (*period, *(2R+1))
+        parts = []
+        for d, p_d in enumerate(period):
+            shape = [1] * (2 * table.dims)
+            shape[d], shape[table.dims + d] = p_d, 2 * table.radius[d] + 1
+            phase = torch.arange(p_d, device=device).reshape(-1, 1)
+            r = torch.arange(-table.radius[d], table.radius[d] + 1, device=device)
+            parts.append((((phase + r) % p_d) * strides[d]).reshape(shape))
+    rest = sum(parts[1:], torch.zeros((), dtype=torch.long, device=device))
+    return parts[0], rest
