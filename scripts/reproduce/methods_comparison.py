@@ -91,7 +91,8 @@ def main() -> None:
 def run(args: argparse.Namespace) -> None:
     started = time.time()
     folder = RESULTS / "methods" / args.config if args.out is None else Path(args.out)
-    folder.mkdir(parents=True, exist_ok=True)
+    if not args.list:
+        folder.mkdir(parents=True, exist_ok=True)
     results = folder / "results.jsonl"
     tasks = comparison_tasks(
         args.tasks, args.config, folder, args.runs, args.images, steps=args.steps
