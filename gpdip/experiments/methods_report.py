@@ -26,6 +26,7 @@ LABELS = {
     "dop": "DOP",
     "sgld": "SGLD (posterior mean)",
     "gp-dip": "GP-DIP",
+    "gp-dip-impulse": "GP-DIP, impulse likelihood",
     "gp-rbf": "GP-RBF",
     "deep-decoder": "Deep Decoder (final)",
     "gp-dd": "GP-DD (Deep Decoder kernel)",

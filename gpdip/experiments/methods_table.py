@@ -12,7 +12,10 @@ salt-and-pepper noise (for DOP).  Runs:
   Hand 2019; the catalog's ``deep-decoder-small`` at 64×64), its last iterate;
 * ``sgld``       the trainer's pSGLD posterior mean (:func:`~gpdip.experiments.tables.fit_scheme`);
 * ``gp-dip`` / ``gp-rbf`` / ``gp-dd``: the GP posterior mean with the compiled kernel of
-  the table's network / an RBF / the Deep Decoder's compiled kernel.
+  the table's network / an RBF / the Deep Decoder's compiled kernel.  On salt-and-pepper
+  (every entry observed) ``gp-dip`` is the Gaussian likelihood with its noise variance
+  fitted by marginal likelihood, and ``gp-dip-impulse`` the exact posterior under the
+  salt-and-pepper likelihood (:mod:`gpdip.experiments.salt_pepper_gp`).
 
 Every DIP method gets the same budget of network gradient steps (Table 1-2's ``sgd_iters``);
 ES-WMV watches every run, so each row also says where it would have stopped that method.
@@ -33,6 +36,7 @@ import torch
 from gpdip.dip.methods import Observation, build_method, run_method, ssim
 from gpdip.errors import GpdipError
 from gpdip.experiments import tables
+from gpdip.experiments.salt_pepper_gp import salt_pepper_gp_mean
 from gpdip.io.images import psnr, save_image
 
 METHOD_RUNS = (
@@ -45,12 +49,13 @@ METHOD_RUNS = (
     "dop",
     "deep-decoder",
 )
-RUNS = (*METHOD_RUNS, "sgld", "gp-dip", "gp-rbf", "gp-dd")
+RUNS = (*METHOD_RUNS, "sgld", "gp-dip", "gp-dip-impulse", "gp-rbf", "gp-dd")
 TASKS = ("denoising", "inpainting", "salt-pepper")
+_SALT_PEPPER_ONLY = ("dop", "gp-dip-impulse")
 TASK_RUNS = {
-    "denoising": tuple(r for r in RUNS if r != "dop"),
-    "inpainting": tuple(r for r in RUNS if r != "dop"),
-    "salt-pepper": ("sgd-early", "dip-tv", "dop", "gp-dip"),
+    "denoising": tuple(r for r in RUNS if r not in _SALT_PEPPER_ONLY),
+    "inpainting": tuple(r for r in RUNS if r not in _SALT_PEPPER_ONLY),
+    "salt-pepper": ("sgd-early", "dip-tv", "dop", "gp-dip", "gp-dip-impulse"),
 }
 
 
@@ -99,7 +104,8 @@ CONFIGS = {
 @dataclass(frozen=True)
 class MethodTask:
     """One job; DIP runs keep ``curve.json`` and ``estimate.png`` in
-    ``out/runs/<table>/<image>/<run>-s<seed>/``."""
+    ``out/runs/<table>/<image>/<run>-s<seed>/``.  ``steps`` overrides the config's DIP
+    gradient-step budget (a quick check at the config's scale); None keeps it."""
 
     table: str
     image: str
@@ -107,6 +113,7 @@ class MethodTask:
     seed: int
     config: str
     out: str
+    steps: int | None = None
 
 
 def comparison_tasks(
@@ -115,10 +122,13 @@ def comparison_tasks(
     out: str | Path,
     runs: list[str] | tuple[str, ...] | None = None,
     image_names: list[str] | None = None,
+    steps: int | None = None,
 ) -> list[MethodTask]:
     """Every job of the comparison: task × image × run (of :data:`TASK_RUNS`) × seed."""
     if config not in CONFIGS:
         raise GpdipError(f"config '{config}': expected one of {', '.join(CONFIGS)}")
+    if steps is not None and steps < 1:
+        raise GpdipError(f"steps={steps}: expected a gradient-step budget >= 1")
     bad = sorted(set(task_names) - set(TASKS)) + sorted(set(runs or ()) - set(RUNS))
     if bad:
         raise GpdipError(f"{bad}: expected tasks from {TASKS} and runs from {RUNS}")
@@ -131,7 +141,7 @@ def comparison_tasks(
             raise GpdipError(f"images {unknown}: expected names from {tables.images(table)}")
         chosen = [r for r in TASK_RUNS[table] if runs is None or r in runs]
         jobs += [
-            MethodTask(table, im, r, s, config, str(out))
+            MethodTask(table, im, r, s, config, str(out), steps)
             for im in names
             for r in chosen
             for s in seeds
@@ -156,6 +166,10 @@ def run_comparison_task(task: MethodTask, threads: int = 1) -> dict[str, Any]:
         elif task.run == "sgld":
             res = tables.fit_scheme(table_cfg, task.table, "sgld", prob, folder, task.seed)
             estimate, extra = res.estimate, {"stop_iter": None}
+        elif task.table == "salt-pepper":  # all observed: tables.gp_mean would return y
+            likelihood = "impulse" if task.run == "gp-dip-impulse" else "gaussian"
+            estimate, gp_info = salt_pepper_gp_mean(table_cfg.arch, prob.observed, likelihood)
+            extra = {"stop_iter": None, "gp": gp_info}
         else:
             kernels = {"gp-dip": table_cfg.arch, "gp-rbf": "rbf", "gp-dd": cfg.deep_decoder}
             kernel = kernels[task.run]
@@ -198,13 +212,14 @@ def _method_run(
         seed=task.seed,
         hyper=cfg.hyper.get(task.run),
     )
+    steps = task.steps or cfg.grad_steps
     out = run_method(
         method,
-        cfg.grad_steps,
+        steps,
         truth=prob.truth,
         window=cfg.window,
         patience=cfg.patience,
-        log_every=max(1, cfg.grad_steps // 100),
+        log_every=max(1, steps // 100),
     )
     (folder / "curve.json").write_text(json.dumps(out.history))
     if task.run == "sgd-early":  # the oracle: the best iterate (re-read from the run)

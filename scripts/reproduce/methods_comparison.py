@@ -3,6 +3,7 @@
     python scripts/reproduce/methods_comparison.py [--config cpu|full|smoke] [--jobs 2]
         [--tasks denoising inpainting salt-pepper] [--images ...] [--runs ...]
         [--import-tables] [--executor local|dask --dask-address tcp://...] [--report]
+        [--seeds ...] [--list] [--steps N --out DIR]
 
 Rows: SGD+Early (oracle), ES-WMV, DIP-TV, DIP-ADMM v1/v2, Self-Guided DIP, aSeqDIP, DOP
 (salt-and-pepper only), SGLD, GP-DIP, GP-RBF (``gpdip.experiments.methods_table``).  Every
@@ -53,6 +54,9 @@ def main() -> None:
     p.add_argument("--images", nargs="+", default=None, help="a subset (file stems)")
     p.add_argument("--runs", nargs="+", default=None, choices=RUNS)
     p.add_argument(
+        "--seeds", nargs="+", type=int, default=None, help="a subset of the config's seeds"
+    )
+    p.add_argument(
         "--import-tables",
         action="store_true",
         help="SGLD/GP rows from results/table1|2/CONFIG instead of running them",
@@ -61,11 +65,23 @@ def main() -> None:
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--dask-address", default=None)
     p.add_argument("--report", action="store_true", help="run nothing; rebuild table, figures")
+    p.add_argument(
+        "--list", action="store_true", help="run nothing; print the jobs (done / to do) and exit"
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="override the DIP methods' gradient-step budget (a quick check at the config's "
+        "scale; needs --out, so its rows never join the config's results)",
+    )
     p.add_argument("--out", default=None, help="default results/methods/CONFIG")
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.smoke:
         args.config = "smoke"
+    if args.steps is not None and args.out is None:
+        p.error("--steps needs --out (a short run's rows must not join the config's results)")
     try:
         run(args)
     except GpdipError as exc:
@@ -75,9 +91,17 @@ def main() -> None:
 def run(args: argparse.Namespace) -> None:
     started = time.time()
     folder = RESULTS / "methods" / args.config if args.out is None else Path(args.out)
-    folder.mkdir(parents=True, exist_ok=True)
+    if not args.list:
+        folder.mkdir(parents=True, exist_ok=True)
     results = folder / "results.jsonl"
-    tasks = comparison_tasks(args.tasks, args.config, folder, args.runs, args.images)
+    tasks = comparison_tasks(
+        args.tasks, args.config, folder, args.runs, args.images, steps=args.steps
+    )
+    if args.seeds is not None:
+        unknown = sorted(set(args.seeds) - {t.seed for t in tasks})
+        if unknown:
+            raise GpdipError(f"--seeds {unknown}: config '{args.config}' has no such seed")
+        tasks = [t for t in tasks if t.seed in args.seeds]
     if args.smoke and args.images is None:  # the first image of each task
         firsts = {t.table: t.image for t in reversed(tasks)}
         tasks = [t for t in tasks if t.image == firsts[t.table]]
@@ -91,6 +115,9 @@ def run(args: argparse.Namespace) -> None:
         tasks = [t for t in tasks if (t.table, t.image, t.run, t.seed) not in have]
     done = {task_key(r) for r in read_jsonl(results)}
     todo = [] if args.report else [t for t in tasks if task_key(vars(t)) not in done]
+    if args.list:
+        list_jobs(tasks, done, args.config)
+        return
     print(
         f"{len(tasks) - len(todo)} of {len(tasks)} jobs already done; running {len(todo)}",
         flush=True,
@@ -120,6 +147,19 @@ def run(args: argparse.Namespace) -> None:
     if args.out is None:
         publish_figures(figures)
     print(text)
+
+
+def list_jobs(tasks: list, done: set, config: str) -> None:
+    """Print every job (``done`` / ``todo``) and the count per task: a dry run."""
+    steps = CONFIGS[config].grad_steps
+    for t in tasks:
+        state = "done" if task_key(vars(t)) in done else "todo"
+        print(f"{state}  {t.table:>11s}  {t.image:>20s}  {t.run:>14s}  seed {t.seed}")
+    for table in sorted({t.table for t in tasks}):
+        mine = [t for t in tasks if t.table == table]
+        todo = sum(task_key(vars(t)) not in done for t in mine)
+        print(f"{table}: {len(mine)} jobs ({todo} to do), DIP budget {steps} gradient steps")
+    print(f"total: {len(tasks)} jobs", flush=True)
 
 
 if __name__ == "__main__":

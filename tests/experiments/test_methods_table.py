@@ -2,6 +2,8 @@
 ``--smoke`` run of its script (resumable: a rerun finds every job done)."""
 
 import json
+import runpy
+import sys
 
 import pytest
 
@@ -128,3 +130,41 @@ def test_smoke_script_writes_a_table_and_resumes(tmp_path):
     assert (tmp_path / "figures" / "curves_denoising.png").exists()
     run_smoke(script, tmp_path)  # nothing left to run, no duplicate rows
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == expected
+
+
+def test_steps_override_reaches_every_job_and_is_checked(tmp_path):
+    few = comparison_tasks(["salt-pepper"], "full", tmp_path, image_names=["kodim01"], steps=7)
+    assert {t.steps for t in few} == {7} and len(few) == 10 * len(TASK_RUNS["salt-pepper"])
+    with pytest.raises(GpdipError, match="steps=0"):
+        comparison_tasks(["salt-pepper"], "cpu", tmp_path, steps=0)
+
+
+def _script(monkeypatch, *args):
+    """Run the script in this process (runpy: no second torch import); returns its exit."""
+    script = ROOT / "scripts" / "reproduce" / "methods_comparison.py"
+    monkeypatch.setattr(sys, "argv", [str(script), *args])
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as exc:
+        return exc.code
+    return 0
+
+
+def test_list_is_a_dry_run_of_the_full_config(tmp_path, monkeypatch, capsys):
+    """--list prints the paper-scale job list and runs nothing (no results file)."""
+    code = _script(
+        monkeypatch, "--config", "full", "--list", "--tasks", "salt-pepper",
+        "--images", "kodim01", "--seeds", "0", "3", "--out", str(tmp_path),
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    jobs = [line for line in out.splitlines() if line.startswith("todo")]
+    assert len(jobs) == 2 * len(TASK_RUNS["salt-pepper"])
+    assert "DIP budget 20000 gradient steps" in out
+    assert not (tmp_path / "results.jsonl").exists()
+    bad = _script(
+        monkeypatch, "--config", "full", "--list", "--seeds", "11", "--out", str(tmp_path)
+    )
+    assert "--seeds [11]" in str(bad)
+    assert _script(monkeypatch, "--steps", "3") == 2
+    assert "--steps needs --out" in capsys.readouterr().err
