@@ -15,7 +15,8 @@ conv / ReLU stacks (the catalog's ``conv-*``) ending in a 1×1 readout.
 **Rao–Blackwellised estimator.**  Given the last hidden features Φ (W, L) the readout
 f = s_w·vᵀΦ + s_b·b (v, b iid N(0, 1)) is a Gaussian linear model, so
 
-    E[f | Φ, y] = K_Φ[:, o](K_Φ[o, o] + s²I)⁻¹ y,   Var[f | Φ, y] = diag(K_Φ − K_Φ[:, o](…)⁻¹K_Φ[o, :]),
+    E[f | Φ, y] = K_Φ[:, o](K_Φ[o, o] + s²I)⁻¹ y,
+    Var[f | Φ, y] = diag(K_Φ − K_Φ[:, o](K_Φ[o, o] + s²I)⁻¹K_Φ[o, :]),
     K_Φ = s_w² ΦᵀΦ + s_b² 11ᵀ,
 
 and averaging these over the chain's samples of the hidden weights estimates the same
