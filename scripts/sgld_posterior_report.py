@@ -11,9 +11,10 @@ outputs) and ``rb`` (Rao–Blackwellised readout, gpdip.experiments.sgld_study):
   √(mean_c var_c + Var_c m_c) against the GP's posterior std of f, its floor by the
   leave-one-chain-out jackknife.
 
-A width counts as *resolved* when the bias estimate exceeds the floor (d² > 2·floor²: the
-bias at least one Monte Carlo standard error); slopes are least-squares fits of log bias
-against log width over resolved widths, so they are only as good as the resolved range.
+A width counts as *resolved* when it has at least 4 chains and the bias estimate exceeds
+the floor (d² > 2·floor²: the bias at least one Monte Carlo standard error); slopes are
+least-squares fits of log bias against log width over resolved widths, so they are only as
+good as the resolved range.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import torch
 from gpdip.experiments.ntk_study import loglog_slope
 
 ESTIMATORS = ("rb", "raw")
+MIN_CHAINS = 4  # a between-chain floor from fewer chains is too noisy to resolve a bias
 
 
 def _distance(per_chain: torch.Tensor, exact: torch.Tensor, pooled: torch.Tensor) -> dict:
@@ -44,7 +46,7 @@ def _distance(per_chain: torch.Tensor, exact: torch.Tensor, pooled: torch.Tensor
         "dist": math.sqrt(d2) / norm,
         "floor": math.sqrt(floor2) / norm,
         "bias": math.sqrt(max(d2 - floor2, 0.0)) / norm,
-        "resolved": d2 > 2 * floor2,
+        "resolved": k >= MIN_CHAINS and d2 > 2 * floor2,
     }
 
 
@@ -53,7 +55,8 @@ def pooled_std(means: torch.Tensor, variances: torch.Tensor) -> torch.Tensor:
 
     The between-chain term restores what each chain's own sample variance misses (the
     variance of its mean, O(1/effective samples)) and the spread over inputs z."""
-    return (variances.mean(0) + means.var(0)).sqrt()
+    between = means.var(0) if means.shape[0] > 1 else torch.zeros_like(means[0])
+    return (variances.mean(0) + between).sqrt()
 
 
 def _std_distance(means: torch.Tensor, variances: torch.Tensor, exact: torch.Tensor) -> dict:
@@ -77,7 +80,7 @@ def _std_distance(means: torch.Tensor, variances: torch.Tensor, exact: torch.Ten
         "dist": math.sqrt(d2) / norm,
         "floor": math.sqrt(floor2) / norm,
         "bias": math.sqrt(max(d2 - floor2, 0.0)) / norm,
-        "resolved": d2 > 2 * floor2,
+        "resolved": k >= MIN_CHAINS and d2 > 2 * floor2,
     }
 
 
@@ -109,6 +112,11 @@ def summarise(
             # within-chain batch means: the floor without the between-chain (input z) spread
             within2 = float((batches.var(1) / batches.shape[1]).sum(1).mean()) / len(rs)
             mean["floor_within"] = math.sqrt(within2) / float(mu.norm())
+            # stationarity: second half of the kept samples minus the first, pooled over chains
+            half = batches.shape[1] // 2
+            drift = batches[:, half:].mean(1) - batches[:, :half].mean(1)  # (k, L)
+            mean["drift_halves"] = float(drift.mean(0).norm() / mu.norm())
+            mean["drift_floor"] = math.sqrt(float(drift.var(0).sum()) / len(rs)) / float(mu.norm())
             # how far the pooled mean is from the lazy chain's mean, relative to ||mu||
             mean["dist_ntk_ridge"] = float((means.mean(0) - ntk_ridge).norm() / mu.norm())
             std = _std_distance(means, variances, sd)
