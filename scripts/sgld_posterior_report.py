@@ -125,15 +125,18 @@ def summarise(
     return out
 
 
-def slopes(table: list[dict], variant: str = "ula") -> dict:
-    """log-log slope of the bias against width over resolved widths, per estimator/moment."""
+def slopes(table: list[dict], variant: str = "ula", min_chains: int = MIN_CHAINS) -> dict:
+    """log-log slope of the bias against width over resolved widths (with at least
+    ``min_chains`` chains), per estimator and moment."""
     out = {}
     for est in ESTIMATORS:
         for moment in ("mean", "std"):
             pts = [
                 (r["width"], r[est][moment]["bias"])
                 for r in table
-                if r["variant"] == variant and r[est][moment]["resolved"]
+                if r["variant"] == variant
+                and r[est][moment]["resolved"]
+                and r["chains"] >= min_chains
             ]
             out[f"{est}_{moment}"] = {
                 "slope": loglog_slope([w for w, _ in pts], [b for _, b in pts]),
@@ -248,13 +251,16 @@ def report(rows_path: Path, task: dict, out_dir: Path) -> None:
     table = summarise(rows, mu, sd, task["ntk_ridge"])
     ridge_gap = float((task["ntk_ridge"] - mu).norm() / mu.norm())
     fits = slopes(table)
+    fits_8 = slopes(table, min_chains=8)
     check = sampler_check(rows, mu, sd, 16)
     summary = {
         "table": table,
         "slopes": fits,
+        "slopes_8_chains": fits_8,
         "sampler_check_w16": check,
         "ntk_ridge_vs_mu": ridge_gap,
     }
     print(json.dumps(summary, indent=1))
     print(markdown(table, fits))
+    print("with at least 8 chains: " + markdown([], fits_8).strip().split("\n")[-1])
     figure(table, fits, out_dir / "sgld_vs_nngp.png")
