@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
@@ -31,7 +31,7 @@ DENSE_AUTO_MAX = 1024  # observed pixels up to which ``auto`` uses the dense ref
 class _SolveOptions:
     """How to solve, once the kernel and hyperparameters are known (see :func:`inpaint`)."""
 
-    backend: str
+    backend: str  # resolved: "dense", "gpytorch" or "grid"
     tol: float
     n_samples: int
     std: bool
@@ -116,6 +116,8 @@ def inpaint(
             stacklevel=2,
         )
         return Posterior(image.clone(), torch.zeros_like(image), info={"backend": "none"})
+    if backend == "auto":  # resolved once here: every channel and _colour see the same
+        backend = "dense" if int(mask.sum()) <= DENSE_AUTO_MAX else "grid"
     opts = _SolveOptions(backend, tol, n_samples, std, mean, generator, progress)
     if image.dim() == 3:
         return _colour(image, mask, kernel, noise, lengthscale, fit, shared, opts)
@@ -129,8 +131,6 @@ def inpaint(
 def _solve(k, hyper: dict, image: Tensor, mask: Tensor, opts: _SolveOptions) -> Posterior:
     s2 = float(hyper["noise"])
     backend = opts.backend
-    if backend == "auto":
-        backend = "dense" if int(mask.sum()) <= DENSE_AUTO_MAX else "grid"
     size = tuple(image.shape)
     with torch.no_grad():
         if backend == "dense":
@@ -170,11 +170,8 @@ def _colour(image, mask, kernel, noise, lengthscale, fit, shared, opts: _SolveOp
         k, hyper = resolve_kernel(
             kernel, image.mean(-1), mask, noise, lengthscale, fit, opts.progress
         )
-        grid = opts.backend == "grid" or (
-            opts.backend == "auto" and int(mask.sum()) > DENSE_AUTO_MAX
-        )
-        if grid:
-            post = _solve(k, hyper, image, mask, replace(opts, backend="grid"))
+        if opts.backend == "grid":
+            post = _solve(k, hyper, image, mask, opts)
             post.info.update(hyper=hyper, time_s=time.perf_counter() - t0)
             return post
     outs = []

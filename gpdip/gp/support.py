@@ -42,6 +42,11 @@ class FarFieldSplit:
     period: Size | None
     radius: Size
 
+    @classmethod
+    def none(cls, size: Size) -> FarFieldSplit:
+        """No split: the whole table is the compact part (radius ``S - 1``)."""
+        return cls(None, tuple(s - 1 for s in size))
+
 
 def split_far_field(table: Tensor, grid_dims: int, rtol: float = 1e-13) -> FarFieldSplit:
     """The period and compact radius that minimise the FFT size of ``table``.
@@ -53,7 +58,7 @@ def split_far_field(table: Tensor, grid_dims: int, rtol: float = 1e-13) -> FarFi
     size: Size = tuple((s + 1) // 2 for s in table.shape[-grid_dims:])
     flat = table.reshape(-1, *table.shape[-grid_dims:])
     tol = rtol * float(flat.abs().max())
-    none = FarFieldSplit(None, tuple(s - 1 for s in size))
+    none = FarFieldSplit.none(size)
     periods = [p for p in PERIODS if all(p < s for s in size)]
     # rank the periods on the table's central lines (cheap), then check the whole table
     # for the most promising one: a full check per period cost ~0.1 s at 512²

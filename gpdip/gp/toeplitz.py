@@ -104,7 +104,7 @@ class GridKernelOperator(LinearOperator):
         # Not for tables that require grad: a gradient must reach every entry (an entry's
         # perturbation breaks the periodicity), so they keep the full 2S - 1 embedding.
         self.split = (
-            FarFieldSplit(None, tuple(s - 1 for s in self.grid_size))
+            FarFieldSplit.none(self.grid_size)
             if table.requires_grad
             else split_far_field(table, grid_dims)
         )
