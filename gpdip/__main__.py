@@ -1,7 +1,5 @@
 """``python -m gpdip``: the same as the ``gpdip`` console script."""
 
-import sys
+from gpdip.cli.main import run
 
-from gpdip.cli.main import main
-
-sys.exit(main())
+run()

@@ -8,6 +8,7 @@ iteration serves all columns), stopping each column when its relative residual
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import torch
 from torch import Tensor
 
 from gpdip.gp.grid import table_grid_size
-from gpdip.gp.toeplitz import MaskedGridOperator, circulant_spectrum, crop_table_for_period
+from gpdip.gp.gridcov import MaskedGridCovariance, circulant_spectrum, crop_table_for_period
 
 MatVec = Callable[[Tensor], Tensor]
 #: ``switch(iteration, relative_residuals (B,)) -> new preconditioner or None``.
@@ -64,22 +65,24 @@ def conjugate_gradients(
     squeeze = rhs.dim() == 1
     b = rhs[None] if squeeze else rhs
     precond = precond or (lambda v: v)
+    tiny = torch.finfo(b.dtype).tiny
     x = torch.zeros_like(b)
     r = b.clone()
-    bnorm = b.norm(dim=-1).clamp_min(torch.finfo(b.dtype).tiny)
+    bnorm = b.norm(dim=-1).clamp_min(tiny)
     z = precond(r)
     p = z.clone()
-    rz = (r * z).sum(-1)
+    rz = _dot(r, z)
     rel = r.norm(dim=-1) / bnorm
     it = 0
     switched_at = None
     bar = _progress(max_iter, progress)
+    # the updates run in place: a fresh (B, n) temporary costs as much as the pass itself
     while it < max_iter and bool((rel > tol).any()):
-        active = (rel > tol).to(b.dtype)[:, None]  # freeze converged columns
         ap = matvec(p)
-        alpha = rz / (p * ap).sum(-1).clamp_min(torch.finfo(b.dtype).tiny)
-        x = x + active * alpha[:, None] * p
-        r = r - active * alpha[:, None] * ap
+        alpha = rz / _dot(p, ap).clamp_min(tiny)
+        step = (alpha * (rel > tol))[:, None]  # zero: converged columns stay frozen
+        x.addcmul_(p, step)
+        r.addcmul_(ap, step, value=-1.0)
         rel = r.norm(dim=-1) / bnorm
         it += 1
         new = switch(it, rel) if switch is not None and switched_at is None else None
@@ -87,11 +90,11 @@ def conjugate_gradients(
             precond, switched_at = new, it
             z = precond(r)
             p = z.clone()
-            rz = (r * z).sum(-1)
+            rz = _dot(r, z)
         else:
             z = precond(r)
-            rz_new = (r * z).sum(-1)
-            p = z + (rz_new / rz.clamp_min(torch.finfo(b.dtype).tiny))[:, None] * p
+            rz_new = _dot(r, z)
+            p.mul_((rz_new / rz.clamp_min(tiny))[:, None]).add_(z)
             rz = rz_new
         if bar is not None:
             bar.update(1)
@@ -108,6 +111,11 @@ def conjugate_gradients(
             stacklevel=2,
         )
     return (x[0] if squeeze else x), info
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    """Row-wise inner products ``(B, n), (B, n) -> (B,)`` without a ``(B, n)`` temporary."""
+    return torch.bmm(a[:, None, :], b[:, :, None]).reshape(a.shape[0])
 
 
 def _progress(total: int, enabled: bool):
@@ -131,7 +139,7 @@ def tchan_spectrum(table: Tensor) -> Tensor:
 
 
 def grid_preconditioner(
-    op: MaskedGridOperator,
+    op: MaskedGridCovariance,
     scale: float | None = None,
     shift: float | None = None,
     full: bool = False,
@@ -144,7 +152,7 @@ def grid_preconditioner(
     ``b = s^2 + 0.1 p (1-p) k(0)`` (default; the factor 0.1 was tuned on RBF,
     Matern and exponential+constant kernels, see docs/benchmarks-gp.md).  It
     costs one FFT pair on the ``H x W`` grid per application.  ``full=True`` acts on
-    full-grid vectors (see :meth:`MaskedGridOperator.matvec_full`).  It helps most for
+    full-grid vectors (see :meth:`MaskedGridCovariance.matvec_full`).  It helps most for
     rough kernels (DIP-like); for very smooth kernels at tiny noise it is weak.
     """
     base = op.base
@@ -172,7 +180,7 @@ def grid_preconditioner(
 FILL_ORDER = 4
 
 
-def extension_preconditioner(op: MaskedGridOperator, order: int = FILL_ORDER) -> MatVec:
+def extension_preconditioner(op: MaskedGridCovariance, order: int = FILL_ORDER) -> MatVec:
     """``P^{-1} = E^T (C + s2 I)^{-1} E`` for ``K_oo + s2 I`` on full-grid vectors.
 
     ``C`` is T. Chan's circulant of the full-grid covariance and ``E`` extends observed
@@ -199,11 +207,11 @@ def extension_preconditioner(op: MaskedGridOperator, order: int = FILL_ORDER) ->
 
     def apply(v: Tensor) -> Tensor:
         g = v.reshape(-1, *size)
-        extended = g + fill * _blur(g, order)
-        z = torch.fft.irfftn(
-            torch.fft.rfftn(extended, dim=dims) * inv.to(v.dtype), s=size, dim=dims
-        )
-        return (mask * (z + _blur(fill * z, order))).reshape(v.shape)
+        extended = _blur(g, order).mul_(fill).add_(g)  # E v
+        spectrum = torch.fft.rfftn(extended, dim=dims).mul_(inv)
+        z = torch.fft.irfftn(spectrum, s=size, dim=dims)
+        out = _blur(fill * z, order).add_(z).mul_(mask)  # E^T z
+        return out.reshape(v.shape)
 
     return apply
 
@@ -211,14 +219,17 @@ def extension_preconditioner(op: MaskedGridOperator, order: int = FILL_ORDER) ->
 def _blur(x: Tensor, order: int) -> Tensor:
     """Zero-padded binomial blur of order ``order`` (even) along every grid axis of ``x``.
 
-    ``(B, *size)`` grids; ``order / 2`` passes of the taps ``(1, 2, 1) / 4`` per axis
-    (two passes: ``(1, 4, 6, 4, 1) / 16``), by shifted adds (no padding copies).
+    ``(B, *size)`` grids -> a new tensor; per axis the taps ``C(order, k) / 2^order``
+    (order 4: ``(1, 4, 6, 4, 1) / 16``) by shifted adds, with the signal taken as zero
+    outside the grid: a symmetric operator, as ``E^T`` needs.
     """
+    half = order // 2
+    taps = [math.comb(order, half + k) / 2**order for k in range(half + 1)]
     for axis in range(1, x.dim()):
-        for _ in range(order // 2):
-            out = 2.0 * x
-            n = x.shape[axis]
-            out.narrow(axis, 1, n - 1).add_(x.narrow(axis, 0, n - 1))
-            out.narrow(axis, 0, n - 1).add_(x.narrow(axis, 1, n - 1))
-            x = out.mul_(0.25)
+        n = x.shape[axis]
+        out = x * taps[0]
+        for shift in range(1, min(half, n - 1) + 1):
+            out.narrow(axis, shift, n - shift).add_(x.narrow(axis, 0, n - shift), alpha=taps[shift])
+            out.narrow(axis, 0, n - shift).add_(x.narrow(axis, shift, n - shift), alpha=taps[shift])
+        x = out
     return x

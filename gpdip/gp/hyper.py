@@ -278,14 +278,14 @@ def refine_on_whole_image(
     minute on this CPU, so ``auto`` ranks candidates on the windows and this is opt-in.
     Returns ``{"noise", "outputscale", "log_marginal_likelihood", "log_marginal_likelihood_se"}``.
     """
+    from gpdip.gp.gridcov import GridCovariance, MaskedGridCovariance
     from gpdip.gp.slq import ShiftedQuadrature
-    from gpdip.gp.toeplitz import GridKernelOperator, MaskedGridOperator
 
     image, mask = image.double(), mask.bool()
     with torch.no_grad():
         kernel.outputscale = 1.0
         unit = kernel.table(tuple(image.shape)).detach().double()
-    op = MaskedGridOperator(GridKernelOperator(unit), mask, torch.tensor(0.0, dtype=torch.float64))
+    op = MaskedGridCovariance(GridCovariance(unit), mask, torch.tensor(0.0, dtype=torch.float64))
     y = image[mask]
     quad = ShiftedQuadrature(op.matvec, y - y.mean(), probes, steps, generator)
     n = quad.n

@@ -25,9 +25,9 @@ from torch import Tensor
 from gpdip.errors import GpdipError
 from gpdip.gp.cg import conjugate_gradients, extension_preconditioner, grid_preconditioner
 from gpdip.gp.grid import TableFn, crop_table, dense_from_table
+from gpdip.gp.gridcov import GridCovariance, MaskedGridCovariance
 from gpdip.gp.precond import schwarz_preconditioner, schwarz_switch
 from gpdip.gp.sampling import CirculantSampler
-from gpdip.gp.toeplitz import GridKernelOperator, MaskedGridOperator
 
 #: Largest dense problem (bytes for ``K_{:o}`` and ``K_oo``) before raising.
 MAX_DENSE_BYTES = 2 * 1024**3
@@ -74,7 +74,11 @@ def _check(image: Tensor, mask: Tensor) -> None:
 
 
 def _slq_mll(
-    op: MaskedGridOperator, r: Tensor, alpha: Tensor, probes: int, generator: torch.Generator | None
+    op: MaskedGridCovariance,
+    r: Tensor,
+    alpha: Tensor,
+    probes: int,
+    generator: torch.Generator | None,
 ) -> dict:
     """``-1/2 (r^T alpha + log|A| + n log 2 pi)`` per channel row of ``r``/``alpha``
     ``(C, n)``, summed, with ``log|A|`` by SLQ (shared) and its std error."""
@@ -187,8 +191,8 @@ def grid_posterior(
     table = kernel(size) if callable(kernel) else crop_table(kernel, size)
     table = table.detach().to(torch.float64)
     work = _working_dtype(precision, tol)
-    op = MaskedGridOperator(
-        GridKernelOperator(table, work), mask, torch.tensor(noise, dtype=torch.float64)
+    op = MaskedGridCovariance(
+        GridCovariance(table, work), mask, torch.tensor(noise, dtype=torch.float64)
     )
     solve = _make_solver(op, precond, tol, max_iter, progress, work)
     ys = op.gather(planes.to(torch.float64))  # (C, n_obs)
@@ -232,7 +236,7 @@ def _channels_last(planes: Tensor, colour: bool) -> Tensor:
 
 
 def _make_solver(
-    op: MaskedGridOperator,
+    op: MaskedGridCovariance,
     precond: str,
     tol: float,
     max_iter: int,

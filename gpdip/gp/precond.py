@@ -39,7 +39,7 @@ from torch import Tensor
 from gpdip.errors import GpdipError, GpdipWarning
 from gpdip.gp.cg import MatVec, Switch
 from gpdip.gp.grid import crop_table, dense_from_table
-from gpdip.gp.toeplitz import MaskedGridOperator
+from gpdip.gp.gridcov import MaskedGridCovariance
 
 #: Patch side and stride (overlap b - stride).  CG iterations on the 128^2 conv-d2-s6
 #: Lena test at noise 1e-4 (tol 1e-6): b8/s8 (no overlap) 1903, b6/s3 75, b8/s4 56,
@@ -82,7 +82,7 @@ def _patch_pixels(size: tuple[int, ...], patch: int, stride: int) -> Tensor:
 
 
 def schwarz_preconditioner(
-    op: MaskedGridOperator,
+    op: MaskedGridCovariance,
     patch: int = PATCH,
     stride: int = STRIDE,
     max_bytes: int | None = None,
@@ -184,7 +184,7 @@ PROBE = 20
 SWITCH_REMAINING = 100
 
 
-def schwarz_switch(op: MaskedGridOperator, tol: float, probe: int = PROBE) -> Switch:
+def schwarz_switch(op: MaskedGridCovariance, tol: float, probe: int = PROBE) -> Switch:
     """A ``switch`` for :func:`gpdip.gp.cg.conjugate_gradients` (see :data:`PROBE`).
 
     At iteration ``k`` (a multiple of ``probe``) with worst relative residual

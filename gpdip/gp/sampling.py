@@ -28,7 +28,7 @@ from gpdip.gp.grid import (
     next_fast_len,
     table_grid_size,
 )
-from gpdip.gp.toeplitz import circulant_spectrum
+from gpdip.gp.gridcov import circulant_spectrum
 
 #: Relative tolerance on negative embedding eigenvalues (``lambda_min >= -EIG_TOL * lambda_max``).
 EIG_TOL = 1e-10

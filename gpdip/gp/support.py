@@ -121,11 +121,13 @@ def compact_part(table: Tensor, size: Size, split: FarFieldSplit) -> Tensor:
     return (table - far)[box]
 
 
-def periodic_matmul(column: Tensor, x: Tensor, size: Size) -> Tensor:
-    """``y_i = sum_j c[(i - j) mod P] x_j`` for grids ``x (..., *size)``.
+def periodic_matmul(column: Tensor, x: Tensor, size: Size, add_to: Tensor | None = None) -> Tensor:
+    """``y_i = sum_j c[(i - j) mod P] x_j`` for grids ``x (..., *size)`` (plus ``add_to``).
 
     Folds ``x`` modulo ``P`` (sums over the residue classes), convolves circularly with
     ``c`` on the ``P^d`` torus, and tiles back: O(n + P^d log P) instead of an FFT of ``n``.
+    With ``add_to`` (a ``(..., *size)`` grid, perhaps a strided view) the result is
+    ``add_to + y`` in one pass when ``P`` divides every side (no tiled copy).
     """
     period = column.shape[-1]
     nd = len(size)
@@ -141,10 +143,18 @@ def periodic_matmul(column: Tensor, x: Tensor, size: Size) -> Tensor:
         s=shape,
         dim=dims,
     )
+    if add_to is not None and not any(pad):
+        split = add_to
+        for axis in range(nd):  # (..., S/P, P, S/P, P): a view, even of a strided crop
+            split = split.unflatten(split.dim() - nd + 2 * axis - axis, blocks[axis])
+        lead = conv.dim() - nd
+        spread = conv.reshape(*conv.shape[:lead], *[v for _ in range(nd) for v in (1, period)])
+        out = split + spread
+        return out.reshape(*out.shape[: out.dim() - 2 * nd], *size)
     reps = [b[0] for b in blocks]
     tiled = conv.repeat(*([1] * (conv.dim() - nd)), *reps)
     crop: tuple = (..., *[slice(0, s) for s in size])
-    return tiled[crop]
+    return tiled[crop] if add_to is None else add_to + tiled[crop]
 
 
 def _far_block(table: Tensor, size: Size, period: int) -> Tensor:

@@ -28,7 +28,8 @@ from torch import Tensor
 
 from gpdip.errors import GpdipError
 from gpdip.gp.grid import Size, grid_coordinates, table_grid_size
-from gpdip.gp.toeplitz import GridKernelOperator, circulant_spectrum
+from gpdip.gp.gridcov import circulant_spectrum
+from gpdip.gp.toeplitz import GridKernelOperator
 
 BOUNDARIES = ("toeplitz", "circular")
 #: Relative tolerance on negative eigenvalues of a wrapped (circular) table.

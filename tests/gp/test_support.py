@@ -7,6 +7,8 @@ for the DIP kernels whose far field is periodic (else the speed-up silently vani
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import scipy.fft
 import torch
@@ -92,17 +94,22 @@ def test_tables_that_require_grad_keep_the_full_embedding():
     torch.testing.assert_close(table.grad, ref_table.grad, rtol=1e-10, atol=1e-12)
 
 
-def test_periodic_matmul_against_a_loop():
+@pytest.mark.parametrize(("size", "period"), [((7, 8), 3), ((8, 12), 4), ((6, 6), 2)])
+def test_periodic_matmul_against_a_loop(size, period):
+    """Plain, and added in one pass to a strided crop (``add_to``: P divides both sides
+    for (8, 12) and (6, 6), the broadcast path; (7, 8) takes the tiled one)."""
     gen = torch.Generator().manual_seed(3)
-    column = torch.randn(3, 3, generator=gen, dtype=torch.float64)
-    x = torch.randn(7, 8, generator=gen, dtype=torch.float64)
+    column = torch.randn(period, period, generator=gen, dtype=torch.float64)
+    x = torch.randn(2, *size, generator=gen, dtype=torch.float64)
     ref = torch.zeros_like(x)
-    for i0 in range(7):
-        for i1 in range(8):
-            for j0 in range(7):
-                for j1 in range(8):
-                    ref[i0, i1] += column[(i0 - j0) % 3, (i1 - j1) % 3] * x[j0, j1]
-    torch.testing.assert_close(periodic_matmul(column, x, (7, 8)), ref, rtol=1e-13, atol=1e-13)
+    for i0, i1, j0, j1 in itertools.product(*[range(s) for s in size * 2]):
+        ref[:, i0, i1] += column[(i0 - j0) % period, (i1 - j1) % period] * x[:, j0, j1]
+    out = periodic_matmul(column, x, size)
+    torch.testing.assert_close(out, ref, rtol=1e-13, atol=1e-13)
+    padded = torch.randn(2, size[0] + 5, size[1] + 3, generator=gen, dtype=torch.float64)
+    base = padded[:, : size[0], : size[1]]  # a strided view, as an FFT crop is
+    summed = periodic_matmul(column, x, size, add_to=base)
+    torch.testing.assert_close(summed, base + ref, rtol=1e-13, atol=1e-13)
 
 
 def test_next_fast_len_matches_scipy():
