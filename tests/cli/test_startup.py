@@ -7,6 +7,8 @@ import importlib
 import subprocess
 import sys
 
+import numpy as np
+
 from gpdip.cli.main import COMMANDS, build_parser
 
 
@@ -38,3 +40,24 @@ def test_command_table_matches_what_modules_register():
 def test_every_command_takes_threads():
     for name, sub in _choices(build_parser()).items():
         assert "--threads" in sub._option_string_actions, name
+
+
+def test_module_entry_point_runs_a_command_and_returns_its_exit_code(tmp_path):
+    """``python -m gpdip`` goes through :func:`gpdip.cli.main.run` (main, then gc.freeze and
+    exit): the output is complete on disk and the exit status is main's, 0 or 2."""
+    out = tmp_path / "k.npy"
+    ok = subprocess.run(
+        [sys.executable, "-m", "gpdip", "kernel", "conv-d1", "--size", "8", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert np.load(out, allow_pickle=False).shape == (15, 15)
+    bad = subprocess.run(
+        [sys.executable, "-m", "gpdip", "kernel", "no-such-net", "--size", "8"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
