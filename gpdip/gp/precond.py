@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -89,13 +90,36 @@ def schwarz_preconditioner(
 ) -> MatVec:
     """``v (B, H*W) -> P^{-1} v`` (see module doc); vectors vanish off the mask.
 
+    One sparse-dense product with :func:`schwarz_matrix` (arguments there), in float64
+    whatever the working precision: a float32 copy of ``A_i^{-1}`` could lose positive
+    definiteness at small noise (entries ~ 1 / s2, smallest eigenvalue ~ 1 / (m k(0))).
+    """
+    matrix = schwarz_matrix(op, patch, stride, max_bytes)
+    n = matrix.shape[0]
+
+    def apply(v: Tensor) -> Tensor:
+        rows = v.reshape(-1, n).to(torch.float64)
+        out = (matrix @ rows.T).T.contiguous()
+        return out.reshape(v.shape).to(v.dtype)
+
+    return apply
+
+
+def schwarz_matrix(
+    op: MaskedGridOperator,
+    patch: int = PATCH,
+    stride: int = STRIDE,
+    max_bytes: int | None = None,
+) -> Tensor:
+    """``P^{-1}`` (see module doc) as a float64 ``(H*W, H*W)`` sparse CSR tensor.
+
     Set-up: one ``b^d x b^d`` dense covariance (the kernel is stationary, so every
     patch shares it), a batched Cholesky and inverse of the observed blocks, in
     :data:`BUCKETS` groups of patches with similar observed counts (each padded to its
-    own largest count), summed into one sparse CSR matrix ``P^{-1}`` (see
-    :class:`_CsrLayout`).  Apply: one sparse-dense product.  ``max_bytes``: memory limit
-    of the set-up (default :data:`MAX_SCHWARZ_BYTES`); above it, :class:`GpdipError`.
-    Grids of 1 or 2 axes (a 1-D grid is the 2-D grid ``(1, L)``).
+    own largest count), summed into the CSR layout of :class:`_CsrLayout` (rows of
+    unobserved pixels are empty).  ``max_bytes``: memory limit of the set-up (default
+    :data:`MAX_SCHWARZ_BYTES`); above it, :class:`GpdipError`.  Grids have 1 or 2 axes
+    (as :class:`GridKernelOperator` requires); a 1-D grid is the 2-D grid ``(1, L)``.
     """
     max_bytes = MAX_SCHWARZ_BYTES if max_bytes is None else max_bytes
     if patch < 1 or not 1 <= stride <= patch:
@@ -105,8 +129,6 @@ def schwarz_preconditioner(
         )
     base = op.base
     size = tuple(base.grid_size)
-    if len(size) > 2:
-        raise GpdipError(f"schwarz_preconditioner: grids of 1 or 2 axes, got size {size}")
     sides = tuple(min(patch, s) for s in size)
     k_pp = dense_from_table(crop_table(base.table.detach().to(torch.float64), sides), sides)
     size = (1, *size) if len(size) == 1 else size
@@ -139,17 +161,7 @@ def schwarz_preconditioner(
         inverse = inverse.mT if inverse.mT.is_contiguous() else inverse
         values.index_add_(0, slots.reshape(-1), inverse.reshape(-1))
         columns[slots] = pixel[:, None, :]
-    matrix = _csr_matrix(layout.crow, columns, values, n)
-
-    def apply(v: Tensor) -> Tensor:
-        # float64 products whatever the working precision: a float32 copy of A_i^{-1}
-        # could lose positive definiteness at small noise (entries ~ 1 / s2, smallest
-        # eigenvalue ~ 1 / (m k(0)))
-        rows = v.reshape(-1, n).to(torch.float64)
-        out = (matrix @ rows.T).T.contiguous()
-        return out.reshape(v.shape).to(v.dtype)
-
-    return apply
+    return _csr_matrix(layout.crow, columns, values, n)
 
 
 #: Groups of patches (by observed count) with their own padding in the Schwarz set-up.
@@ -202,15 +214,14 @@ class _CsrLayout:
         counts = mask.to(torch.int64)
         row_cum = torch.nn.functional.pad(counts.cumsum(1), (1, 0))  # R: (H, W + 1)
         area = torch.nn.functional.pad(row_cum.cumsum(0), (0, 0, 1, 0))  # S: (H + 1, W + 1)
-        per_row = (
-            area[hy[:, None], hx] - area[hy[:, None], lx] - area[ly[:, None], hx]
-        ) + area[ly[:, None], lx]  # (H, W): pixels in the box of r
+        below_lo = area[ly[:, None], hx] - area[ly[:, None], lx]  # rows < lo_y of the box
+        # (H, W): observed pixels in the box of r
+        per_row = area[hy[:, None], hx] - area[hy[:, None], lx] - below_lo
         per_row = torch.where(mask, per_row, 0).reshape(-1)
         self.crow = torch.nn.functional.pad(per_row.cumsum(0), (1, 0))
-        first = area[ly[:, None], hx] - area[ly[:, None], lx]  # rows lo_y.. above r's box
         # 32-bit slot arithmetic when every slot fits (half the memory traffic)
         self.dtype = torch.int32 if int(self.crow[-1]) < 2**31 - 1 else torch.int64
-        self.row_part = (self.crow[:-1] - first.reshape(-1)).to(self.dtype)
+        self.row_part = (self.crow[:-1] - below_lo.reshape(-1)).to(self.dtype)
         self.col_part = row_cum[:, :-1].reshape(-1).to(self.dtype)
         cross = area[:-1, hx] - area[:-1, lx] - row_cum[:, lx]  # (c_y, r_x): (H, W)
         self.cross = cross.reshape(-1).to(self.dtype)
@@ -275,7 +286,12 @@ PROBE = 20
 SWITCH_REMAINING = 100
 
 
-def schwarz_switch(op: MaskedGridOperator, tol: float, probe: int = PROBE) -> Switch:
+def schwarz_switch(
+    op: MaskedGridOperator,
+    tol: float,
+    probe: int = PROBE,
+    build: Callable[[MaskedGridOperator], MatVec] | None = None,
+) -> Switch:
     """A ``switch`` for :func:`gpdip.gp.cg.conjugate_gradients` (see :data:`PROBE`).
 
     At iteration ``k`` (a multiple of ``probe``) with worst relative residual
@@ -283,8 +299,10 @@ def schwarz_switch(op: MaskedGridOperator, tol: float, probe: int = PROBE) -> Sw
     ``probe * log(tol / rho_k) / log(q)`` more iterations (infinite if ``q >= 1``).
     The Schwarz set-up is built once and shared by every solve of this operator; if it
     is refused (memory limit), a :class:`GpdipWarning` says so and CG keeps the
-    extension preconditioner.
+    extension preconditioner.  ``build``: the Schwarz builder (default
+    :func:`schwarz_preconditioner`; benchmarks pass other variants).
     """
+    build = schwarz_preconditioner if build is None else build
     built: list[MatVec | None] = []
     previous = [1.0]  # rho at the last probe; rho_0 = 1 (CG starts from x = 0)
 
@@ -301,7 +319,7 @@ def schwarz_switch(op: MaskedGridOperator, tol: float, probe: int = PROBE) -> Sw
             return None
         if not built:
             try:
-                built.append(schwarz_preconditioner(op))
+                built.append(build(op))
             except GpdipError as exc:
                 warnings.warn(
                     f"precond='auto': keeping the extension preconditioner ({exc})",
