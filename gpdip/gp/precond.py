@@ -276,12 +276,18 @@ def _local_inverses(
 
 
 #: ``precond="auto"``: CG starts with the extension preconditioner (no set-up, cheapest
-#: per iteration, best for rough kernels and large noise).  Every ``PROBE`` iterations
-#: the residual decay over the last ``PROBE`` iterations is extrapolated; if it predicts
-#: more than ``SWITCH_REMAINING`` further iterations, the Schwarz preconditioner takes
-#: over.  ``SWITCH_REMAINING``: the break-even of the measured CPU costs (512^2: matvec
-#: 40 ms, extension 16 ms, Schwarz 60-70 ms per application and 0.8-1.4 s set-up, 17-47
-#: Schwarz iterations; see scripts/bench_gp.py --precond-only), about 100 iterations.
+#: per iteration, best for rough kernels and large noise).  At iteration ``FIRST_PROBE``
+#: and every ``PROBE`` iterations the residual decay since the last probe is
+#: extrapolated; if it predicts more than ``SWITCH_REMAINING`` further iterations, the
+#: Schwarz preconditioner takes over.  ``SWITCH_REMAINING``: the break-even of the
+#: measured CPU costs (512^2: matvec 40 ms, extension 16 ms, Schwarz 60-70 ms per
+#: application and 0.8-1.4 s set-up, 17-47 Schwarz iterations; see scripts/bench_gp.py
+#: --precond-only), about 100 iterations; with the CSR apply (about 3x cheaper) it is
+#: lower, so 100 stays on the safe side.  ``FIRST_PROBE``: on the small-noise conv-d4-s6
+#: solves of scripts/bench_precond_1024.py the extension residual grows in the first
+#: iterations (rho_5 = 2.2 at 512^2) and its 20 iterations before a switch at 20 saved
+#: only 2-3 Schwarz iterations (56 iterations in all against 39-41 from the start).
+FIRST_PROBE = 5
 PROBE = 20
 SWITCH_REMAINING = 100
 
@@ -291,42 +297,53 @@ def schwarz_switch(
     tol: float,
     probe: int = PROBE,
     build: Callable[[MaskedGridOperator], MatVec] | None = None,
+    first: int = FIRST_PROBE,
 ) -> Switch:
     """A ``switch`` for :func:`gpdip.gp.cg.conjugate_gradients` (see :data:`PROBE`).
 
-    At iteration ``k`` (a multiple of ``probe``) with worst relative residual
-    ``rho_k > tol``, the decay ``q = rho_k / rho_{k - probe}`` predicts
-    ``probe * log(tol / rho_k) / log(q)`` more iterations (infinite if ``q >= 1``).
-    The Schwarz set-up is built once and shared by every solve of this operator; if it
-    is refused (memory limit), a :class:`GpdipWarning` says so and CG keeps the
-    extension preconditioner.  ``build``: the Schwarz builder (default
-    :func:`schwarz_preconditioner`; benchmarks pass other variants).
+    Probes at iteration ``first`` (``<= probe``) and at multiples of ``probe``: at probe
+    ``k`` with worst relative residual ``rho_k > tol`` and the previous probe ``j``
+    (``j = 0``, ``rho_0 = 1`` at the first), the decay per iteration
+    ``q = (rho_k / rho_j)^(1 / (k - j))`` predicts ``log(tol / rho_k) / log(q)`` more
+    iterations (infinite if ``q >= 1``).  The Schwarz set-up is built once and shared by
+    every solve of this operator; if it is refused (memory limit), a
+    :class:`GpdipWarning` says so and CG keeps the extension preconditioner.
+    ``build``: the Schwarz builder (default :func:`schwarz_preconditioner`; benchmarks
+    pass other variants).
     """
     build = schwarz_preconditioner if build is None else build
     built: list[MatVec | None] = []
-    previous = [1.0]  # rho at the last probe; rho_0 = 1 (CG starts from x = 0)
+    last = [0.0, 1.0]  # iteration and rho of the last probe
 
     def decide(iteration: int, rel: Tensor) -> MatVec | None:
-        if iteration % probe:
+        if iteration != first and iteration % probe:
             return None
-        # a new solve (mean="ml" runs two) starts again from rho_0 = 1
-        worst, before = float(rel.max()), 1.0 if iteration == probe else previous[0]
-        previous[0] = worst
+        worst = float(rel.max())
+        # a new solve (mean="ml" runs two) starts again from rho_0 = 1 at iteration 0
+        since, before = (0.0, 1.0) if iteration == first else last
+        last[:] = [float(iteration), worst]
         if worst <= tol:
             return None
-        decay = worst / before
-        if decay < 1.0 and probe * math.log(tol / worst) / math.log(decay) <= SWITCH_REMAINING:
+        decay = (worst / before) ** (1.0 / (iteration - since))
+        if decay < 1.0 and math.log(tol / worst) / math.log(decay) <= SWITCH_REMAINING:
             return None
-        if not built:
-            try:
-                built.append(build(op))
-            except GpdipError as exc:
-                warnings.warn(
-                    f"precond='auto': keeping the extension preconditioner ({exc})",
-                    GpdipWarning,
-                    stacklevel=2,
-                )
-                built.append(None)
-        return built[0]
+        return _built(built, build, op)
 
     return decide
+
+
+def _built(
+    built: list[MatVec | None], build: Callable[[MaskedGridOperator], MatVec], op
+) -> MatVec | None:
+    """The Schwarz preconditioner, built on first use (None, with a warning, if refused)."""
+    if not built:
+        try:
+            built.append(build(op))
+        except GpdipError as exc:
+            warnings.warn(
+                f"precond='auto': keeping the extension preconditioner ({exc})",
+                GpdipWarning,
+                stacklevel=3,
+            )
+            built.append(None)
+    return built[0]

@@ -5,6 +5,7 @@ loops over patches, ``torch.linalg.inv``), ``torch.linalg.solve`` and the dense
 Cholesky posterior.
 """
 
+import math
 import warnings
 
 import pytest
@@ -15,7 +16,14 @@ from gpdip.errors import GpdipError, GpdipWarning
 from gpdip.gp.cg import conjugate_gradients
 from gpdip.gp.grid import dense_from_table, table_from_offsets
 from gpdip.gp.posterior import dense_posterior, grid_posterior
-from gpdip.gp.precond import patch_starts, schwarz_matrix, schwarz_preconditioner
+from gpdip.gp.precond import (
+    FIRST_PROBE,
+    SWITCH_REMAINING,
+    patch_starts,
+    schwarz_matrix,
+    schwarz_preconditioner,
+    schwarz_switch,
+)
 from gpdip.gp.toeplitz import GridKernelOperator, MaskedGridOperator
 
 from .conftest import exp_const_table
@@ -150,8 +158,9 @@ def test_schwarz_iterations_bounded_as_noise_falls():
     """Smooth kernel: extension's iterations grow as the noise falls; Schwarz's do not.
 
     Measured (32x32, 50% mask, tol 1e-6), noise 1e-2 / 1e-3 / 1e-4 / 1e-5: extension
-    52 / 119 / 209 / 258, schwarz 24 / 25 / 28 / 28, auto 52 / 119 (kept extension: the
-    extrapolated remainder stayed under SWITCH_REMAINING) / 44 / 46 (switched after 20).
+    52 / 119 / 209 / 258, schwarz 24 / 25 / 28 / 28, auto 52 (kept extension: the
+    extrapolated remainder stayed under SWITCH_REMAINING) / 29 / 32 / 33 (switched at
+    the first probe, iteration 5; with the first probe at 20: 52 / 119 / 44 / 46).
     """
     size = (32, 32)
     img = smooth_image(size)
@@ -165,7 +174,9 @@ def test_schwarz_iterations_bounded_as_noise_falls():
     assert ext[-1] > 150 and ext[-1] > 2 * ext[0]  # the old preconditioner is not bounded
     assert all(it <= 40 for it, _ in counts["schwarz"])
     assert all(it <= 60 for it, _ in counts["auto"])
-    assert [at for _, at in counts["auto"][1:]] == [20, 20]  # switched where it was slow
+    # switched where it was slow, at the first probe
+    assert [at for _, at in counts["auto"][1:]] == [FIRST_PROBE, FIRST_PROBE]
+    assert all(it <= 40 for it, _ in counts["auto"][1:])
 
 
 def test_auto_keeps_extension_for_rough_kernel():
@@ -319,3 +330,44 @@ def test_schwarz_batch_and_float32_vectors():
     assert single.dtype == torch.float32
     # products in float64, one rounding to float32 at the end: relative error <= 2^-24
     assert float((single.double() - batch).abs().max()) <= 2**-23 * float(batch.abs().max())
+
+
+def test_switch_rule_extrapolates_decay_since_the_last_probe():
+    """Probes at 5, 20, 40: switch iff ``log(tol / rho_k) / log(q) > SWITCH_REMAINING``.
+
+    ``q = (rho_k / rho_j)^(1 / (k - j))`` from the previous probe ``j`` (``rho_0 = 1``);
+    the residuals below sit on either side of that threshold.
+    """
+    size = (8, 8)
+    op = MaskedGridOperator(
+        GridKernelOperator(matern52_const_table(size)),
+        torch.ones(size, dtype=torch.bool),
+        torch.tensor(1e-3),
+    )
+    builds = []
+
+    def build(o):
+        builds.append(o)
+        return lambda v: v
+
+    tol = 1e-6
+
+    def rho_at_20(remaining):
+        """rho_20 after rho_5 = 0.2 for which the rule predicts ``remaining`` more."""
+        # log(tol / rho) = remaining * log(rho / 0.2) / 15, solved for log(rho)
+        return math.exp((15 * math.log(tol) + remaining * math.log(0.2)) / (15 + remaining))
+
+    for remaining, switches in ((0.9 * SWITCH_REMAINING, False), (1.1 * SWITCH_REMAINING, True)):
+        decide = schwarz_switch(op, tol, probe=20, build=build, first=5)
+        # fast at 5: q = 0.2^(1/5), remaining = log(5e-6) / log(q) = 38 <= 100: keep
+        assert decide(5, torch.tensor([0.2, 0.1])) is None
+        assert all(decide(k, torch.tensor([0.1])) is None for k in (6, 19))  # not probes
+        got = decide(20, torch.tensor([rho_at_20(remaining), 0.0]))
+        assert (got is not None) == switches
+    assert len(builds) == 1
+    # a residual that grew by the first probe switches at once
+    decide = schwarz_switch(op, tol, probe=20, build=build, first=5)
+    assert decide(5, torch.tensor([2.0, 0.5])) is not None and len(builds) == 2
+    decide = schwarz_switch(op, tol, probe=20, build=build, first=5)
+    assert decide(5, torch.tensor([1e-7])) is None  # converged: nothing to switch
+    assert len(builds) == 2
