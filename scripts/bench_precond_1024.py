@@ -1,7 +1,7 @@
 """Schwarz preconditioner variants on the small-noise ``--kernel auto`` solves: JSON out.
 
     OMP_NUM_THREADS=1 python scripts/bench_precond_1024.py [--cases rgb1024 grey512]
-        [--variants legacy csr] [--modes auto schwarz] [--repeats 5] [--switch-at 10 20]
+        [--variants legacy csr20 csr] [--modes auto schwarz] [--repeats 5] [--switch-at 10 20]
 
 The operator is the one ``gpdip inpaint IMAGE --mask MASK --kernel auto`` builds for the
 1024x1024 RGB Lena of ``scripts/bench_whole_process.py`` (bicubic upsampling of
@@ -11,9 +11,11 @@ as the task allows), grid backend in float64, prior mean = observed mean per cha
 three channels one batched CG at tol 1e-6.  ``grey512`` is the shared Lena512 (grey) with
 the 512 mask and the same kernel and noise.
 
-Variants: ``legacy`` (the previous apply: float64 local inverses in 8 buckets, one bmm,
-gather and ``index_add_`` per bucket) and ``csr`` (:func:`schwarz_preconditioner` now: the
-same ``P^{-1}`` summed into one CSR matrix).  Per case and variant: set-up and
+Variants: ``legacy`` (before: float64 local inverses in 8 buckets, one bmm, gather and
+``index_add_`` per bucket; ``auto`` probes first at iteration 20), ``csr20`` (the same
+``P^{-1}`` summed into one CSR matrix, :func:`schwarz_preconditioner` now; first probe
+still at 20) and ``csr`` (now: CSR and the first probe at :data:`FIRST_PROBE`).  Ratios
+are last variant over first.  Per case and variant: set-up and
 per-application CPU seconds (medians of ``--repeats``), the matvec, and whole CG solves
 (``auto``: extension then Schwarz by :func:`schwarz_switch`; ``schwarz``: from the start;
 ``switch@k``: extension for exactly ``k`` iterations), each with iterations, the true
@@ -43,7 +45,9 @@ from gpdip.gp.cg import MatVec, conjugate_gradients, extension_preconditioner
 from gpdip.gp.grid import crop_table, dense_from_table
 from gpdip.gp.precond import (
     BUCKETS,
+    FIRST_PROBE,
     PATCH,
+    PROBE,
     STRIDE,
     _local_inverses,
     _patch_pixels,
@@ -117,7 +121,12 @@ def legacy_schwarz(op: MaskedGridOperator) -> MatVec:
     return apply
 
 
-VARIANTS = {"legacy": legacy_schwarz, "csr": schwarz_preconditioner}
+#: name -> (Schwarz builder, first probe of the ``auto`` switch)
+VARIANTS = {
+    "legacy": (legacy_schwarz, PROBE),  # before: bucket apply, first probe at 20
+    "csr20": (schwarz_preconditioner, PROBE),  # the CSR apply alone
+    "csr": (schwarz_preconditioner, FIRST_PROBE),  # now: CSR apply, first probe at 5
+}
 
 
 def cpu_median(fn, repeats: int) -> tuple[float, object]:
@@ -129,14 +138,14 @@ def cpu_median(fn, repeats: int) -> tuple[float, object]:
     return round(statistics.median(times), 4), out
 
 
-def solve(op: MaskedGridOperator, rhs: Tensor, build, mode: str) -> dict:
+def solve(op: MaskedGridOperator, rhs: Tensor, build, first: int, mode: str) -> dict:
     """One CG solve to ``TOL`` in ``mode``; CPU seconds include the Schwarz set-up."""
     start = time.process_time()
     if mode == "schwarz":
         x, info = conjugate_gradients(op.matvec_full, rhs, build(op), TOL, 1000)
     else:
         if mode == "auto":
-            switch = schwarz_switch(op, TOL, build=build)
+            switch = schwarz_switch(op, TOL, build=build, first=first)
         else:  # switch@k
             at = int(mode.partition("@")[2])
             switch = lambda it, rel: build(op) if it == at else None  # noqa: E731
@@ -161,17 +170,17 @@ def measure(case: str, variants: list[str], modes: list[str], repeats: int) -> d
     row["extension_apply_s"], _ = cpu_median(lambda: extension(rhs), repeats)
     outputs: dict[str, Any] = {}
     for name in variants:
-        build = VARIANTS[name]
+        build, first = VARIANTS[name]
         setup, apply = cpu_median(lambda b=build: b(op), min(repeats, 3))
         per_apply, outputs[name] = cpu_median(lambda a=apply: a(rhs), repeats)
         del apply
         res: dict[str, Any] = {"setup_s": setup, "apply_s": per_apply}
         for mode in modes:
-            res[mode] = solve(op, rhs, build, mode)
+            res[mode] = solve(op, rhs, build, first, mode)
         row[name] = res
         print(json.dumps({case: {name: res}}), file=sys.stderr, flush=True)
-    if len(variants) == 2:
-        old, new = variants
+    old, new = variants[0], variants[-1]
+    if old != new:
         row["apply_max_relative_difference"] = float(
             (outputs[new] - outputs[old]).norm() / outputs[old].norm()
         )
@@ -184,7 +193,9 @@ def measure(case: str, variants: list[str], modes: list[str], repeats: int) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=["rgb1024", "grey512"])
-    parser.add_argument("--variants", nargs="+", default=["legacy", "csr"], choices=VARIANTS)
+    parser.add_argument(
+        "--variants", nargs="+", default=["legacy", "csr20", "csr"], choices=VARIANTS
+    )
     parser.add_argument("--modes", nargs="+", default=["auto", "schwarz"])
     parser.add_argument("--switch-at", nargs="*", type=int, default=[])
     parser.add_argument("--repeats", type=int, default=5)
