@@ -44,7 +44,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gpdip.gp.cg import MatVec, conjugate_gradients, extension_preconditioner
 from gpdip.gp.grid import crop_table, dense_from_table
 from gpdip.gp.precond import (
-    BUCKETS,
     FIRST_PROBE,
     PATCH,
     PROBE,
@@ -59,6 +58,7 @@ from gpdip.gp.toeplitz import GridKernelOperator, MaskedGridOperator
 from gpdip.io.paths import shared_data_dir
 
 KERNEL, OUTPUTSCALE, NOISE, TOL = "conv-d4-s6", 0.01466, 1.4655e-7, 1e-6
+LEGACY_BUCKETS = 8  # the set-up's groups before
 
 
 def inputs(case: str) -> tuple[Tensor, Tensor]:
@@ -100,7 +100,7 @@ def legacy_schwarz(op: MaskedGridOperator) -> MatVec:
     sides = tuple(min(PATCH, s) for s in size)
     k_pp = dense_from_table(crop_table(op.base.table.detach(), sides), sides)
     observed = op.mask[pixels]
-    groups = torch.tensor_split(torch.argsort(observed.sum(1)), BUCKETS)
+    groups = torch.tensor_split(torch.argsort(observed.sum(1)), LEGACY_BUCKETS)
     tops = [int(observed[g].sum(1).max()) for g in groups]
     noise = float(op.noise)
     blocks = [
