@@ -180,7 +180,7 @@ BUCKETS = 48
 
 def _csr_matrix(crow: Tensor, columns: Tensor, values: Tensor, n: int) -> Tensor:
     """``(n, n)`` CSR tensor; 32-bit indices when they fit (3x faster products on CPU)."""
-    index = torch.int32 if values.numel() < 2**31 - 1 else torch.int64
+    index = torch.int32 if max(values.numel(), n) < 2**31 - 1 else torch.int64
     with warnings.catch_warnings():  # "sparse CSR support is in beta": used as documented
         warnings.simplefilter("ignore", UserWarning)
         return torch.sparse_csr_tensor(
@@ -229,8 +229,9 @@ class _CsrLayout:
         per_row = area[hy[:, None], hx] - area[hy[:, None], lx] - below_lo
         per_row = torch.where(mask, per_row, 0).reshape(-1)
         self.crow = torch.nn.functional.pad(per_row.cumsum(0), (1, 0))
-        # 32-bit slot arithmetic when every slot fits (half the memory traffic)
-        self.dtype = torch.int32 if int(self.crow[-1]) < 2**31 - 1 else torch.int64
+        # 32-bit slot and pixel arithmetic when both fit (half the memory traffic)
+        fits = max(int(self.crow[-1]), mask.numel()) < 2**31 - 1
+        self.dtype = torch.int32 if fits else torch.int64
         self.row_part = (self.crow[:-1] - below_lo.reshape(-1)).to(self.dtype)
         self.col_part = row_cum[:, :-1].reshape(-1).to(self.dtype)
         cross = area[:-1, hx] - area[:-1, lx] - row_cum[:, lx]  # (c_y, r_x): (H, W)
