@@ -54,6 +54,9 @@ from gpdip.gp.toeplitz import MaskedGridOperator
 PATCH = 10
 STRIDE = 7
 
+#: Index counts below this use 32-bit indices (set-up arithmetic and the CSR matrix).
+INT32_LIMIT = 2**31 - 1
+
 #: Largest local-factor storage before refusing (bytes).
 MAX_SCHWARZ_BYTES = 2 * 1024**3
 
@@ -180,7 +183,7 @@ BUCKETS = 48
 
 def _csr_matrix(crow: Tensor, columns: Tensor, values: Tensor, n: int) -> Tensor:
     """``(n, n)`` CSR tensor; 32-bit indices when they fit (3x faster products on CPU)."""
-    index = torch.int32 if max(values.numel(), n) < 2**31 - 1 else torch.int64
+    index = torch.int32 if max(values.numel(), n) < INT32_LIMIT else torch.int64
     with warnings.catch_warnings():  # "sparse CSR support is in beta": used as documented
         warnings.simplefilter("ignore", UserWarning)
         return torch.sparse_csr_tensor(
@@ -230,7 +233,7 @@ class _CsrLayout:
         per_row = torch.where(mask, per_row, 0).reshape(-1)
         self.crow = torch.nn.functional.pad(per_row.cumsum(0), (1, 0))
         # 32-bit slot and pixel arithmetic when both fit (half the memory traffic)
-        fits = max(int(self.crow[-1]), mask.numel()) < 2**31 - 1
+        fits = max(int(self.crow[-1]), mask.numel()) < INT32_LIMIT
         self.dtype = torch.int32 if fits else torch.int64
         self.row_part = (self.crow[:-1] - below_lo.reshape(-1)).to(self.dtype)
         self.col_part = row_cum[:, :-1].reshape(-1).to(self.dtype)

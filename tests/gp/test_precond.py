@@ -277,6 +277,20 @@ def test_schwarz_edge_masks_match_dense_sum(case):
         assert float(full[:, ~mask.reshape(-1)].abs().max()) == 0.0
 
 
+def test_schwarz_64_bit_indices_match_dense_sum(monkeypatch):
+    """The 64-bit index path (huge grids) on a small one, forced by the limit."""
+    monkeypatch.setattr(precond_module, "INT32_LIMIT", 10)
+    size = (11, 13)
+    mask = torch.rand(size, generator=torch.Generator().manual_seed(10)) < 0.5
+    table = matern52_const_table(size)
+    op = MaskedGridOperator(GridKernelOperator(table), mask, torch.tensor(1e-4))
+    matrix = schwarz_matrix(op, 4, 3)
+    assert matrix.col_indices().dtype == torch.int64
+    ref, obs = dense_schwarz(table, mask, 1e-4, 4, 3)
+    got = matrix.to_dense()[obs][:, obs]
+    assert torch.allclose(got, ref, rtol=1e-9, atol=1e-9 * float(ref.abs().max()))
+
+
 def test_schwarz_one_axis_grid_matches_dense_sum():
     """A 1-D grid: patches are intervals (the reference loops over a (1, L) grid)."""
     length = 40
@@ -306,6 +320,7 @@ def test_schwarz_sparsity_pattern_is_pixels_sharing_a_patch():
         for r in seen:
             neighbours[r].update(seen)
     crow, columns = matrix.crow_indices(), matrix.col_indices()
+    assert columns.dtype == torch.int32  # the fast path (see the 64-bit test below)
     for r, cols in neighbours.items():
         assert columns[int(crow[r]) : int(crow[r + 1])].tolist() == sorted(cols)
     ref, obs = dense_schwarz(table, mask, 1e-3, patch, stride)
