@@ -26,9 +26,9 @@ The terms are summed once, at set-up, into one sparse CSR matrix (:func:`schwarz
 row ``r`` holds the observed pixels sharing a patch with ``r``, about 85 per observed
 pixel at ``b = 10, stride = 7`` and a 50% mask, 12 bytes each (float64 value, int32
 column): 0.13 GB at 512^2, 0.53 GB at 1024^2.  An application is one sparse-dense
-product: 2.6x faster than the earlier per-patch form (batched matmuls of the local
-inverses, gathers and ``index_add_``: 0.40 s -> 0.15 s for 3 vectors at 1024^2, one
-thread), for a set-up about 2x longer (2.7 s -> 5-6 s; scripts/bench_precond_1024.py).
+product: 2.5x faster than the earlier per-patch form (batched matmuls of the local
+inverses, gathers and ``index_add_``: 0.37 s -> 0.15 s for 3 vectors at 1024^2, one
+thread), for a set-up 1.25x longer (2.7 s -> 3.4 s; scripts/bench_precond_1024.py).
 """
 
 from __future__ import annotations
