@@ -37,6 +37,7 @@ import torch
 from gpdip.layers.base import Layer, sequence_final_upsamples
 from gpdip.limit import covtable as ct
 from gpdip.limit import resample_maps as rm
+from gpdip.limit import swap_fold as sf
 
 SYMMETRY_TOL = ct.SYMMETRY_TOL
 
@@ -57,13 +58,17 @@ class OutputPlan:
     """What the output needs: box radius ``want`` per dimension, far radius, period.
 
     ``folds``: allow the reflection/transposition folds (``False`` after a
-    :class:`~gpdip.limit.covtable.FoldMismatchError`).
+    :class:`~gpdip.limit.covtable.FoldMismatchError`).  ``halve``: keep the final table
+    swap-halved (:mod:`gpdip.limit.swap_fold`) when its fold allows it; only for networks
+    whose layers after the final upsampling read each entry at its own phase (the compiler
+    decides).
     """
 
     want: tuple[int, ...]
     far: float
     period: int
     folds: bool = True
+    halve: bool = False
 
     @property
     def split(self) -> bool:
@@ -115,7 +120,13 @@ def upsample_final(
         if fold == "octant":
             corner = corner[corner[:, 0] >= corner[:, 1]]
         listed = torch.cat([listed, corner])
-    return _upsampled(table, factor, sources, listed, fold, centre, None)
+    halve = (
+        plan.halve
+        and table.dims == 2
+        and fold in ("quadrant", "octant")
+        and (factor * table.period[0]) % 2 == 0
+    )
+    return _upsampled(table, factor, sources, listed, fold, centre, None, halve)
 
 
 def upsample_folded(
@@ -145,13 +156,19 @@ def _upsampled(
     fold: str,
     centre: tuple[int, ...],
     box: tuple[int, ...] | None,
+    halve: bool = False,
 ) -> ct.CovTable:
-    values = _upsample_points(table, factor, sources, listed)
     zero = int((listed.abs().sum(dim=1) == 0).nonzero()[0, 0])
     period = tuple(factor * p for p in table.period)
     # Reflection t → c − t at the coarse level is t → τc + τ − 1 − t at the fine one.
     fine_centre = tuple((factor * c + factor - 1) % p for c, p in zip(centre, period, strict=False))
-    points = ct.OffsetSet(listed, fold, zero, fine_centre, box)
+    rows = weights = diag_index = None
+    if halve:
+        device = table.values.device
+        rows, weights = sf.swap_rows(listed[:, 0].to(device), fine_centre[0], period[0])
+        diag_index = sf.diagonal_index(rows, listed, fine_centre, period, zero)
+    values = _upsample_points(table, factor, sources, listed, rows)
+    points = ct.OffsetSet(listed, fold, zero, fine_centre, box, rows, weights, diag_index)
     radius = tuple(int(v) for v in listed.abs().amax(dim=0))
     return ct.CovTable(values, period, radius, points)
 
@@ -167,9 +184,16 @@ def _fold_offsets(radius: tuple[int, ...], fold: str) -> torch.Tensor:
 
 
 def _upsample_points(
-    table: ct.CovTable, factor: int, sources: ct.Sources, listed: torch.Tensor
+    table: ct.CovTable,
+    factor: int,
+    sources: ct.Sources,
+    listed: torch.Tensor,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Upsampled C[p, r] at the listed offsets: values of shape (*τ·period, n).
+
+    ``rows`` (H, n): only these fine dimension-0 phases per offset (a swap-halved
+    table, :mod:`gpdip.limit.swap_fold`): values of shape (H, τP₁, n).
 
     Dimension 0 is upsampled for the distinct r₀ (a product pass); the last
     dimension then gathers, for each listed pair, its own r₀ column and r₁ terms.
@@ -199,8 +223,11 @@ def _upsample_points(
     high = max(int(off.max()) for _, off, _ in last)
     coarse = ct.CovTable(ct.box_values(table, (low, high)), table.period, radius)
     first, column = torch.unique(listed[:, 0], return_inverse=True)
+    first_rows = None
+    if rows is not None:  # the rows depend on r₀ only: those of each distinct r₀
+        first_rows = rows[:, _first_occurrence(column, len(first)).to(device)]
     terms = rm.upsample_terms(
-        table.period[0], radius[0], factor, sources, first.reshape(1, -1).to(device)
+        table.period[0], radius[0], factor, sources, first.reshape(1, -1).to(device), first_rows
     )
     inter = rm._regather(coarse, 0, factor * table.period[0], 0, terms).values
     # inter: (τP₀, P₁, n₀, high − low + 1); read (phase₁, column, offset₁) per listed pair,
@@ -210,6 +237,13 @@ def _upsample_points(
     terms = [((phase * n_first + column), off - low, weight) for phase, off, weight in last]
     out = rm.sparse_columns(terms, n_off, inter.reshape(inter.shape[0], -1))
     return out.reshape(inter.shape[0], factor * table.period[1], -1).contiguous()
+
+
+def _first_occurrence(column: torch.Tensor, count: int) -> torch.Tensor:
+    """For each of ``count`` distinct values, an index where ``column`` takes it."""
+    where = torch.empty(count, dtype=torch.long)
+    where[column.flip(0)] = torch.arange(len(column) - 1, -1, -1)
+    return where
 
 
 def known_fold(

@@ -18,11 +18,14 @@ C[p + r, 0] as a new tensor the caller may overwrite).
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterator
 
 import torch
 
-from gpdip.limit.covtable import CovTable
+from gpdip.limit import covtable as ct
+from gpdip.limit import swap_fold as sf
+from gpdip.limit.covtable import CovTable, OffsetSet
 
 # 2**16 float64 entries: 512 KiB per temporary, a few of them fit in L2.
 CHUNK_ENTRIES = 2**16
@@ -39,20 +42,45 @@ def phase_chunks(
     """(rows, k11, k22) per chunk ``values[rows]`` of the first phase axis.
 
     k11[..] = C[p, 0] with size-1 offset axes (it broadcasts against the chunk);
-    k22[..] = C[(p + r) mod P, 0] of the chunk's shape, freshly gathered.
+    k22[..] = C[(p + r) mod P, 0] of the chunk's shape, freshly gathered.  On a
+    swap-halved table (:mod:`gpdip.limit.swap_fold`) both are gathered per entry.
     ``entries``: the chunk size (default :data:`CHUNK_ENTRIES`).
     """
     diag = table.diagonal()
     flat_diag = diag.reshape(-1)
-    first, rest = _phase_index_parts(table)
     per_row = math.prod(table.values.shape[1:])
     step = max(1, (entries or CHUNK_ENTRIES) // max(per_row, 1))
+    if ct.halved(table):
+        first_index, second_index = _pair_indices(table)
+        for start in range(0, table.values.shape[0], step):
+            rows = slice(start, min(start + step, table.values.shape[0]))
+            shape = table.values[rows].shape
+            k11 = flat_diag.index_select(0, first_index[rows].reshape(-1)).view(shape)
+            k22 = flat_diag.index_select(0, second_index[rows].reshape(-1)).view(shape)
+            yield rows, k11, k22
+        return
+    first, rest = _phase_index_parts(table)
     offset_ones = (1,) * (table.values.dim() - table.dims)
     for start in range(0, table.period[0], step):
         rows = slice(start, min(start + step, table.period[0]))
         k11 = diag[rows].reshape(diag[rows].shape + offset_ones)
         k22 = flat_diag[first[rows] + rest]
         yield rows, k11, k22
+
+
+# Per swap-halved offset list (weakly held: a list lives for one compile), the variance
+# gather indices of its entries; the NNGP and NTK tables share them.
+_PAIR_INDEX: weakref.WeakKeyDictionary[OffsetSet, tuple] = weakref.WeakKeyDictionary()
+
+
+def _pair_indices(table: CovTable) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat indices (H, P₁, n) of C[p, 0] and C[p + r, 0] for a swap-halved table's entries."""
+    points = table.points
+    assert points is not None and points.rows is not None
+    if points not in _PAIR_INDEX:
+        first, second = sf.pair_indices(points.rows, points.offsets, table.period)
+        _PAIR_INDEX[points] = (first.expand(table.values.shape).contiguous(), second.contiguous())
+    return _PAIR_INDEX[points]
 
 
 def _phase_index_parts(table: CovTable) -> tuple[torch.Tensor, torch.Tensor]:

@@ -183,19 +183,28 @@ def _span(factor: int, sources: Sources) -> int:
 
 
 def upsample_terms(
-    period: int, radius: int, factor: int, sources: Sources, r: torch.Tensor
+    period: int,
+    radius: int,
+    factor: int,
+    sources: Sources,
+    r: torch.Tensor,
+    t: torch.Tensor | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(coarse phase, coarse offset index, weight) per term, each of shape (τ·P, len(r)).
 
     The terms of :func:`upsample` in one dimension for the fine offsets ``r``
     (shape (1, n)), read from a table of period P and radius ``radius``.
+    ``t``: the fine phases per offset (shape (m, n), values in [0, τP)) when not every
+    phase is wanted (the swap-halved tables of :mod:`gpdip.limit.swap_fold`); the terms
+    then have shape (m, n).
     """
     src = [sources(f) for f in range(factor)]
     if int(r.abs().max()) > factor * (radius - 2 * _span(factor, sources)):
         raise ValueError(
             f"fine offsets up to {int(r.abs().max())} need a coarse radius above {radius}"
         )
-    t, _ = _grid(factor * period, 0, r.device)
+    if t is None:
+        t, _ = _grid(factor * period, 0, r.device)
     s, f = torch.div(t, factor, rounding_mode="floor"), t % factor
     s2, f2 = torch.div(t + r, factor, rounding_mode="floor"), (t + r) % factor
     shift = torch.tensor([[sh for sh, _ in row] for row in src], device=r.device)
