@@ -22,9 +22,10 @@ upsampling's table is computed on the offsets the output needs only
 from __future__ import annotations
 
 import math
-import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -369,16 +370,59 @@ def box_values(table: CovTable, last: tuple[int, int] | None = None) -> torch.Te
             else table.values.narrow(-1, last[0], last[1] - last[0] + 1)
         )
     box_radius(table)  # raises for the output's list, which has no box
-    # The index depends on the layout only: the NNGP and NTK tables share one.
-    cached = _BOX_INDEX.setdefault(points, {})
-    key = (table.period, str(table.values.device), last)
-    if key not in cached:
-        cached[key] = _box_index(points, table.period, table.values.device, last)
-    return table.values.reshape(-1).take(cached[key])
+    # The index depends on the layout only: the NNGP and NTK tables share one, and so do
+    # later compiles of the same network and size (hyperparameter fits compile many times).
+    key = (*layout_key(points), table.period, str(table.values.device), last)
+    index = _BOX_INDEX.get(key)
+    if index is None:
+        index = _BOX_INDEX.put(key, _box_index(points, table.period, table.values.device, last))
+    return table.values.reshape(-1).take(index)
 
 
-# Per offset list (weakly held: a list lives for one compile), the to_box gather index.
-_BOX_INDEX: weakref.WeakKeyDictionary[OffsetSet, dict] = weakref.WeakKeyDictionary()
+def layout_key(points: OffsetSet) -> tuple:
+    """What an offset list's index arrays depend on, by value (a key for :class:`IndexCache`)."""
+    rows = None if points.rows is None else points.rows.cpu().numpy().tobytes()
+    return (
+        points.fold,
+        points.centre,
+        points.box,
+        points.zero,
+        tuple(points.offsets.shape),
+        points.offsets.cpu().numpy().tobytes(),
+        rows,
+    )
+
+
+class IndexCache:
+    """A small least-recently-used store of index tensors, bounded in total entries."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self.store: OrderedDict[tuple, Any] = OrderedDict()
+
+    def get(self, key: tuple) -> Any:
+        if key in self.store:
+            self.store.move_to_end(key)
+            return self.store[key]
+        return None
+
+    def put(self, key: tuple, value: Any) -> Any:
+        self.store[key] = value
+        while len(self.store) > 1 and _entries(self.store) > self.max_entries:
+            self.store.popitem(last=False)
+        return value
+
+
+def _entries(store: OrderedDict) -> int:
+    total = 0
+    for value in store.values():
+        for tensor in value if isinstance(value, tuple) else (value,):
+            total += tensor.numel()
+    return total
+
+
+# The to_box gather indices of recent offset lists (2**25 int64 entries: 256 MiB at most).
+_BOX_INDEX = IndexCache(2**25)
 
 
 def _box_index(

@@ -18,14 +18,13 @@ C[p + r, 0] as a new tensor the caller may overwrite).
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Iterator
 
 import torch
 
 from gpdip.limit import covtable as ct
 from gpdip.limit import swap_fold as sf
-from gpdip.limit.covtable import CovTable, OffsetSet
+from gpdip.limit.covtable import CovTable
 
 # 2**16 float64 entries: 512 KiB per temporary, a few of them fit in L2.
 CHUNK_ENTRIES = 2**16
@@ -68,19 +67,22 @@ def phase_chunks(
         yield rows, k11, k22
 
 
-# Per swap-halved offset list (weakly held: a list lives for one compile), the variance
-# gather indices of its entries; the NNGP and NTK tables share them.
-_PAIR_INDEX: weakref.WeakKeyDictionary[OffsetSet, tuple] = weakref.WeakKeyDictionary()
+# The variance gather indices of recent swap-halved offset lists, by layout (the NNGP and
+# NTK tables and later compiles of the same network and size share them).
+_PAIR_INDEX = ct.IndexCache(2**25)
 
 
 def _pair_indices(table: CovTable) -> tuple[torch.Tensor, torch.Tensor]:
     """Flat indices (H, P₁, n) of C[p, 0] and C[p + r, 0] for a swap-halved table's entries."""
     points = table.points
     assert points is not None and points.rows is not None
-    if points not in _PAIR_INDEX:
+    key = (*ct.layout_key(points), table.period, str(table.values.device))
+    found = _PAIR_INDEX.get(key)
+    if found is None:
         first, second = sf.pair_indices(points.rows, points.offsets, table.period)
-        _PAIR_INDEX[points] = (first.expand(table.values.shape).contiguous(), second.contiguous())
-    return _PAIR_INDEX[points]
+        shape = table.values.shape
+        found = _PAIR_INDEX.put(key, (first.expand(shape).contiguous(), second.contiguous()))
+    return found
 
 
 def _phase_index_parts(table: CovTable) -> tuple[torch.Tensor, torch.Tensor]:
