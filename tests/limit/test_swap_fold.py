@@ -143,3 +143,37 @@ def test_halved_table_refuses_phase_mixing_maps():
     with pytest.raises(ct.FoldMismatchError):
         ct.align([table, table])
     assert torch.equal(ct.conv_taps(table, 1).values, table.values)
+
+
+@pytest.mark.parametrize("period,centre", [((4, 4), (1, 1)), ((6, 6), (0, 0)), ((4, 4), (2, 2))])
+def test_distinct_entries_counts_the_orbits(period, centre):
+    """Burnside's count on the octant's offsets = orbits of (p, r) over the whole box found by
+    following the generators (swap, reflections, transposition) from every entry."""
+    radius = 3
+    seen: set = set()
+    orbits = 0
+    for start in [
+        (p0, p1, r0, r1)
+        for p0 in range(period[0])
+        for p1 in range(period[1])
+        for r0 in range(-radius, radius + 1)
+        for r1 in range(-radius, radius + 1)
+    ]:
+        if start in seen:
+            continue
+        orbits += 1
+        stack = [start]
+        while stack:
+            p0, p1, r0, r1 = entry = stack.pop()
+            if entry in seen:
+                continue
+            seen.add(entry)
+            m0, m1 = period
+            stack += [
+                ((p0 + r0) % m0, (p1 + r1) % m1, -r0, -r1),  # pair swap
+                ((centre[0] - p0) % m0, p1, -r0, r1),  # reflection, dimension 0
+                (p0, (centre[1] - p1) % m1, r0, -r1),  # reflection, dimension 1
+                (p1, p0, r1, r0),  # transposition
+            ]
+    listed = pt._fold_offsets((radius, radius), "octant")
+    assert sf.distinct_entries(listed, centre, period, transpose=True) == orbits
