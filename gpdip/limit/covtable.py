@@ -414,10 +414,13 @@ class IndexCache:
 
 
 def _entries(store: OrderedDict) -> int:
+    """Stored index entries (a CSR matrix counts its terms; plain numbers count nothing)."""
     total = 0
     for value in store.values():
-        for tensor in value if isinstance(value, tuple) else (value,):
-            total += tensor.numel()
+        for item in value if isinstance(value, tuple) else (value,):
+            if not isinstance(item, torch.Tensor):
+                continue
+            total += item.values().numel() if item.layout == torch.sparse_csr else item.numel()
     return total
 
 

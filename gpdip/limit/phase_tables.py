@@ -213,6 +213,45 @@ def _upsample_points(
         return rm._regather(table, 0, factor * table.period[0], 0, terms).values
     assert table.dims == 2
     radius = ct.box_radius(table)
+    # The two term matrices depend on the layout only: kept for later compiles alike.
+    key = (
+        table.period,
+        radius,
+        factor,
+        tuple(tuple(sources(f)) for f in range(factor)),
+        listed.cpu().numpy().tobytes(),
+        None if rows is None else rows.cpu().numpy().tobytes(),
+        str(device),
+        table.values.dtype,
+    )
+    plan = _UPSAMPLE_PLANS.get(key)
+    if plan is None:
+        plan = _UPSAMPLE_PLANS.put(key, _upsample_plan(table, factor, sources, listed, rows))
+    low, high, first_matrix, first_shape, last_matrix = plan
+    coarse = ct.CovTable(ct.box_values(table, (low, high)), table.period, radius)
+    inter = rm.regather_by(coarse, 0, factor * table.period[0], 0, first_matrix, first_shape)
+    out = rm.columns_by(last_matrix, inter.values.reshape(inter.values.shape[0], -1))
+    return out.reshape(inter.values.shape[0], factor * table.period[1], -1).contiguous()
+
+
+# The term matrices of recent final upsamplings, by layout (2**25 stored terms at most).
+_UPSAMPLE_PLANS = ct.IndexCache(2**25)
+
+
+def _upsample_plan(
+    table: ct.CovTable,
+    factor: int,
+    sources: ct.Sources,
+    listed: torch.Tensor,
+    rows: torch.Tensor | None,
+) -> tuple[int, int, torch.Tensor, tuple[int, ...], torch.Tensor]:
+    """(low, high, first matrix, its terms' shape, last matrix) of :func:`_upsample_points`.
+
+    Dimension 0 is upsampled for the distinct r₀ (a product pass, the first matrix); the
+    last matrix then gathers, for each listed pair, its own r₀ column and r₁ terms.
+    """
+    device = table.values.device
+    radius = ct.box_radius(table)
     last = rm.upsample_terms(
         table.period[1], radius[1], factor, sources, listed[:, 1].reshape(1, -1).to(device)
     )
@@ -221,7 +260,6 @@ def _upsample_points(
     # product pass.
     low = min(int(off.min()) for _, off, _ in last)
     high = max(int(off.max()) for _, off, _ in last)
-    coarse = ct.CovTable(ct.box_values(table, (low, high)), table.period, radius)
     first, column = torch.unique(listed[:, 0], return_inverse=True)
     first_rows = None
     if rows is not None:  # the rows depend on r₀ only: those of each distinct r₀
@@ -229,14 +267,17 @@ def _upsample_points(
     terms = rm.upsample_terms(
         table.period[0], radius[0], factor, sources, first.reshape(1, -1).to(device), first_rows
     )
-    inter = rm._regather(coarse, 0, factor * table.period[0], 0, terms).values
-    # inter: (τP₀, P₁, n₀, high − low + 1); read (phase₁, column, offset₁) per listed pair,
-    # for every τP₀ at once: one sparse product does every term.
-    n_first, n_off = inter.shape[2], inter.shape[3]
+    n_box0 = 2 * radius[0] + 1
+    first_matrix = rm.term_matrix(terms, n_box0, table.period[0] * n_box0, table.values)
+    first_shape = tuple(terms[0][0].shape)
+    # inter: (τP₀ or H, P₁, n₀, high − low + 1); read (phase₁, column, offset₁) per listed
+    # pair, for every row at once: one sparse product does every term.
+    n_first, n_off = len(first), high - low + 1
     column = column.to(device)
     terms = [((phase * n_first + column), off - low, weight) for phase, off, weight in last]
-    out = rm.sparse_columns(terms, n_off, inter.reshape(inter.shape[0], -1))
-    return out.reshape(inter.shape[0], factor * table.period[1], -1).contiguous()
+    n_in = table.period[1] * n_first * n_off
+    last_matrix = rm.term_matrix(terms, n_off, n_in, table.values)
+    return low, high, first_matrix, first_shape, last_matrix
 
 
 def _first_occurrence(column: torch.Tensor, count: int) -> torch.Tensor:
