@@ -58,13 +58,38 @@ def phase_chunks(
             k22 = flat_diag.index_select(0, second_index[rows].reshape(-1)).view(shape)
             yield rows, k11, k22
         return
-    first, rest = _phase_index_parts(table)
     offset_ones = (1,) * (table.values.dim() - table.dims)
+    listed_index = _listed_index(table)
+    if listed_index is None:
+        first, rest = _phase_index_parts(table)
     for start in range(0, table.period[0], step):
         rows = slice(start, min(start + step, table.period[0]))
         k11 = diag[rows].reshape(diag[rows].shape + offset_ones)
-        k22 = flat_diag[first[rows] + rest]
+        if listed_index is not None:  # the same entries, by one contiguous index_select
+            shape = table.values[rows].shape
+            k22 = flat_diag.index_select(0, listed_index[rows].reshape(-1)).view(shape)
+        else:
+            k22 = flat_diag[first[rows] + rest]
         yield rows, k11, k22
+
+
+# Index arrays of listed tables up to this many entries are kept (64 MiB of int64 each).
+LISTED_INDEX_ENTRIES = 2**23
+_LISTED_INDEX = ct.IndexCache(2**25)
+
+
+def _listed_index(table: CovTable) -> torch.Tensor | None:
+    """Flat index (*period, n) of C[(p + r) mod P, 0] for a table on an offset list, kept by
+    layout across compiles; None for box tables and very large lists (built per chunk)."""
+    points = table.points
+    if points is None or table.values.numel() > LISTED_INDEX_ENTRIES:
+        return None
+    key = (*ct.layout_key(points), table.period, str(table.values.device))
+    found = _LISTED_INDEX.get(key)
+    if found is None:
+        first, rest = _phase_index_parts(table)
+        found = _LISTED_INDEX.put(key, (first + rest).expand(table.values.shape).contiguous())
+    return found
 
 
 # The variance gather indices of recent swap-halved offset lists, by layout (the NNGP and
