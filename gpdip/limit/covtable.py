@@ -22,13 +22,12 @@ upsampling's table is computed on the offsets the output needs only
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 import torch
 
+from gpdip.limit import index_cache as ic
 from gpdip.limit import swap_fold as sf
 
 Sources = Callable[[int], list[tuple[int, float]]]
@@ -170,7 +169,7 @@ class CovTable:
     def phase_mean(self) -> torch.Tensor:
         """The stationary kernel K(r) = mean over phases p of C[p, r]; shape (2R+1,)*dims.
 
-        A swap-halved table (shape (n,)): Σ over stored entries of weight·C, over P₀·P₁.
+        A swap-halved table (values (H, P₁, n)): Σ of weight·C over its entries, / P₀·P₁.
         """
         if self.points is not None and self.points.weights is not None:
             weighted = self.values * self.points.weights.to(self.values).unsqueeze(1)
@@ -372,60 +371,11 @@ def box_values(table: CovTable, last: tuple[int, int] | None = None) -> torch.Te
     box_radius(table)  # raises for the output's list, which has no box
     # The index depends on the layout only: the NNGP and NTK tables share one, and so do
     # later compiles of the same network and size (hyperparameter fits compile many times).
-    key = (*layout_key(points), table.period, str(table.values.device), last)
-    index = _BOX_INDEX.get(key)
+    key = ("box", *ic.layout_key(points), table.period, str(table.values.device), last)
+    index = ic.CACHE.get(key)
     if index is None:
-        index = _BOX_INDEX.put(key, _box_index(points, table.period, table.values.device, last))
+        index = ic.CACHE.put(key, _box_index(points, table.period, table.values.device, last))
     return table.values.reshape(-1).take(index)
-
-
-def layout_key(points: OffsetSet) -> tuple:
-    """What an offset list's index arrays depend on, by value (a key for :class:`IndexCache`)."""
-    rows = None if points.rows is None else points.rows.cpu().numpy().tobytes()
-    return (
-        points.fold,
-        points.centre,
-        points.box,
-        points.zero,
-        tuple(points.offsets.shape),
-        points.offsets.cpu().numpy().tobytes(),
-        rows,
-    )
-
-
-class IndexCache:
-    """A small least-recently-used store of index tensors, bounded in total entries."""
-
-    def __init__(self, max_entries: int) -> None:
-        self.max_entries = max_entries
-        self.store: OrderedDict[tuple, Any] = OrderedDict()
-
-    def get(self, key: tuple) -> Any:
-        if key in self.store:
-            self.store.move_to_end(key)
-            return self.store[key]
-        return None
-
-    def put(self, key: tuple, value: Any) -> Any:
-        self.store[key] = value
-        while len(self.store) > 1 and _entries(self.store) > self.max_entries:
-            self.store.popitem(last=False)
-        return value
-
-
-def _entries(store: OrderedDict) -> int:
-    """Stored index entries (a CSR matrix counts its terms; plain numbers count nothing)."""
-    total = 0
-    for value in store.values():
-        for item in value if isinstance(value, tuple) else (value,):
-            if not isinstance(item, torch.Tensor):
-                continue
-            total += item.values().numel() if item.layout == torch.sparse_csr else item.numel()
-    return total
-
-
-# The to_box gather indices of recent offset lists (2**25 int64 entries: 256 MiB at most).
-_BOX_INDEX = IndexCache(2**25)
 
 
 def _box_index(

@@ -19,6 +19,11 @@ carried on a short list of offsets (a :class:`~gpdip.limit.covtable.OffsetSet`):
   the coarse table, and every table that joins later is checked when it meets
   the list (:func:`gpdip.limit.covtable.at_points`); a failure there makes the
   compiler start again with ``"half"``;
+* **swap fold**: swap and both reflections together keep r and move the phase,
+  C[p, r] = C[(c − r − p) mod P, r]; when every layer after the final upsampling reads each
+  entry at its own phase (1×1 convs, non-linearities, channel norms: the deep decoders),
+  the final table keeps only P₀/2 + 1 of the P₀ rows of dimension 0 per offset
+  (:mod:`gpdip.limit.swap_fold`, ``OutputPlan.halve``);
 * **far field**: beyond the correlation radius R, C[p, r] depends only on the
   phases p and (p + r) mod P (:mod:`gpdip.limit.farfield`).  So when the output
   needs offsets up to R + P, only |r_d| ≤ R is computed in full, and one P×…×P
@@ -36,6 +41,7 @@ import torch
 
 from gpdip.layers.base import Layer, sequence_final_upsamples
 from gpdip.limit import covtable as ct
+from gpdip.limit import index_cache as ic
 from gpdip.limit import resample_maps as rm
 from gpdip.limit import swap_fold as sf
 
@@ -215,6 +221,7 @@ def _upsample_points(
     radius = ct.box_radius(table)
     # The two term matrices depend on the layout only: kept for later compiles alike.
     key = (
+        "upsample",
         table.period,
         radius,
         factor,
@@ -224,18 +231,14 @@ def _upsample_points(
         str(device),
         table.values.dtype,
     )
-    plan = _UPSAMPLE_PLANS.get(key)
+    plan = ic.CACHE.get(key)
     if plan is None:
-        plan = _UPSAMPLE_PLANS.put(key, _upsample_plan(table, factor, sources, listed, rows))
+        plan = ic.CACHE.put(key, _upsample_plan(table, factor, sources, listed, rows))
     low, high, first_matrix, first_shape, last_matrix = plan
     coarse = ct.CovTable(ct.box_values(table, (low, high)), table.period, radius)
     inter = rm.regather_by(coarse, 0, factor * table.period[0], 0, first_matrix, first_shape)
     out = rm.columns_by(last_matrix, inter.values.reshape(inter.values.shape[0], -1))
     return out.reshape(inter.values.shape[0], factor * table.period[1], -1).contiguous()
-
-
-# The term matrices of recent final upsamplings, by layout (2**25 stored terms at most).
-_UPSAMPLE_PLANS = ct.IndexCache(2**25)
 
 
 def _upsample_plan(

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 import torch
 
 from gpdip.limit import covtable as ct
+from gpdip.limit import index_cache as ic
 from gpdip.limit import swap_fold as sf
 from gpdip.limit.covtable import CovTable
 
@@ -75,7 +76,6 @@ def phase_chunks(
 
 # Index arrays of listed tables up to this many entries are kept (64 MiB of int64 each).
 LISTED_INDEX_ENTRIES = 2**23
-_LISTED_INDEX = ct.IndexCache(2**25)
 
 
 def _listed_index(table: CovTable) -> torch.Tensor | None:
@@ -84,29 +84,24 @@ def _listed_index(table: CovTable) -> torch.Tensor | None:
     points = table.points
     if points is None or table.values.numel() > LISTED_INDEX_ENTRIES:
         return None
-    key = (*ct.layout_key(points), table.period, str(table.values.device))
-    found = _LISTED_INDEX.get(key)
+    key = ("listed", *ic.layout_key(points), table.period, str(table.values.device))
+    found = ic.CACHE.get(key)
     if found is None:
         first, rest = _phase_index_parts(table)
-        found = _LISTED_INDEX.put(key, (first + rest).expand(table.values.shape).contiguous())
+        found = ic.CACHE.put(key, (first + rest).expand(table.values.shape).contiguous())
     return found
-
-
-# The variance gather indices of recent swap-halved offset lists, by layout (the NNGP and
-# NTK tables and later compiles of the same network and size share them).
-_PAIR_INDEX = ct.IndexCache(2**25)
 
 
 def _pair_indices(table: CovTable) -> tuple[torch.Tensor, torch.Tensor]:
     """Flat indices (H, P₁, n) of C[p, 0] and C[p + r, 0] for a swap-halved table's entries."""
     points = table.points
     assert points is not None and points.rows is not None
-    key = (*ct.layout_key(points), table.period, str(table.values.device))
-    found = _PAIR_INDEX.get(key)
+    key = ("pairs", *ic.layout_key(points), table.period, str(table.values.device))
+    found = ic.CACHE.get(key)
     if found is None:
         first, second = sf.pair_indices(points.rows, points.offsets, table.period)
         shape = table.values.shape
-        found = _PAIR_INDEX.put(key, (first.expand(shape).contiguous(), second.contiguous()))
+        found = ic.CACHE.put(key, (first.expand(shape).contiguous(), second.contiguous()))
     return found
 
 

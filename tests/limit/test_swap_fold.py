@@ -16,6 +16,7 @@ from gpdip import compile_kernel, compile_kernels, load_architecture
 from gpdip.arch.catalog import catalog_names
 from gpdip.limit import compiler
 from gpdip.limit import covtable as ct
+from gpdip.limit import index_cache as ic
 from gpdip.limit import phase_tables as pt
 from gpdip.limit import swap_fold as sf
 from tests.limit.test_phase_tables import EXACT, assert_exact, reference_kernel
@@ -177,3 +178,28 @@ def test_distinct_entries_counts_the_orbits(period, centre):
             ]
     listed = pt._fold_offsets((radius, radius), "octant")
     assert sf.distinct_entries(listed, centre, period, transpose=True) == orbits
+
+
+def test_index_cache_is_bounded_in_bytes():
+    cache = ic.IndexCache(max_bytes=1000)
+    cache.put(("a",), torch.zeros(50, dtype=torch.long))  # 400 bytes
+    cache.put(("b",), torch.zeros(50, dtype=torch.long))
+    assert cache.get(("a",)) is not None  # now the most recent
+    cache.put(("c",), torch.zeros(50, dtype=torch.long))  # 1200 > 1000: evicts "b"
+    assert cache.get(("b",)) is None and cache.get(("a",)) is not None
+    big = torch.zeros(200, dtype=torch.long)
+    assert cache.put(("d",), big) is big and cache.get(("d",)) is None  # never kept
+    assert cache.held == 800
+
+
+def test_kept_indices_give_the_same_kernels(monkeypatch):
+    """Compiles that reuse kept layout indices equal compiles that build them afresh, also
+    after other layouts went through the cache."""
+    sizes = [40, (36, 22), 40, (36, 22)]
+    monkeypatch.setattr(ic, "CACHE", ic.IndexCache(max_bytes=0))  # nothing kept
+    fresh = [compile_kernels("deep-decoder-small", s, ntk=True) for s in sizes[:2]]
+    monkeypatch.setattr(ic, "CACHE", ic.IndexCache())
+    kept = [compile_kernels("deep-decoder-small", s, ntk=True) for s in sizes]
+    assert len(ic.CACHE.store) > 0
+    for i, pair in enumerate(kept):
+        assert all(torch.equal(a, b) for a, b in zip(pair, fresh[i % 2], strict=True))
