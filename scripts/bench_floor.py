@@ -65,6 +65,32 @@ def layer_times(name: str, size: int, repeats: int) -> tuple[dict, dict]:
     return rows, final
 
 
+def primitive_costs(repeats: int = 200) -> dict:
+    """Nanoseconds per float64 entry of torch's element-wise kernels on one chunk (2**16,
+    the size the pointwise maps work in): the floor of any map built from them."""
+    n = 2**16
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, generator=g, dtype=torch.float64) * 1.8 - 0.9
+    y = torch.empty_like(x)
+    table = torch.rand(1024, generator=g, dtype=torch.float64)
+    index = torch.randint(0, 1024, (n,), generator=g)
+    kernels = {
+        "arccos": lambda: torch.arccos(x, out=y),
+        "sqrt": lambda: torch.sqrt(x.abs(), out=y),
+        "mul": lambda: torch.mul(x, x, out=y),
+        "mul_scalar_in_place": lambda: y.mul_(1.0),
+        "index_select_gather": lambda: torch.index_select(table, 0, index, out=y),
+    }
+    costs = {}
+    for name, kernel in kernels.items():
+        kernel()
+        start = time.process_time()
+        for _ in range(repeats):
+            kernel()
+        costs[name] = round(1e9 * (time.process_time() - start) / repeats / n, 3)
+    return costs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="deep-decoder")
@@ -87,6 +113,7 @@ def main() -> None:
             ),
             "every_phase_entries": len(points.offsets) * table.period[0] * table.period[1],
         }
+    result["primitive_ns_per_entry"] = primitive_costs()
     print(json.dumps(result, indent=2))
 
 
