@@ -142,6 +142,12 @@ class Layer:
         """Whether its maps keep every table offset r (pointwise or tap maps, no resampling)."""
         return False
 
+    def keeps_phases(self) -> bool:
+        """Whether its maps read each entry C[p, r] only with the variances C[p, 0] and
+        C[p + r, 0], never another phase or offset (non-linearities, 1×1 convs): such
+        layers work on a swap-halved table (:mod:`gpdip.limit.swap_fold`)."""
+        return False
+
     def final_upsamples(self, where: str, keeps: bool) -> set[str]:
         """Its upsamplings (compiler paths) after which every layer keeps offsets
         (``keeps``: every layer after this one does); see :mod:`gpdip.limit.phase_tables`."""

@@ -69,6 +69,9 @@ class ChannelNorm(Layer):
     def keeps_offsets(self) -> bool:
         return True
 
+    def keeps_phases(self) -> bool:
+        return True
+
     def _chunked(self, group: Group) -> Group:
         """The same rescaling chunk by chunk, without autograd (:mod:`gpdip.limit.pointwise`)."""
         assert group.nngp is not None

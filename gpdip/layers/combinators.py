@@ -213,6 +213,9 @@ class Block(Layer):
     def keeps_offsets(self) -> bool:
         return sequence_keeps_offsets(self.layers)
 
+    def keeps_phases(self) -> bool:
+        return all(layer.keeps_phases() for layer in self.layers)
+
     def final_upsamples(self, where: str, keeps: bool) -> set[str]:
         return sequence_final_upsamples(self.layers, where, keeps)  # the walker's names
 

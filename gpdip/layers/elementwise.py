@@ -66,6 +66,9 @@ class Elementwise(Layer):
     def keeps_offsets(self) -> bool:
         return True
 
+    def keeps_phases(self) -> bool:
+        return True
+
     def module(self, builder: Builder, channels: int) -> tuple[nn.Module, int]:
         return self.torch_module(), channels
 

@@ -90,6 +90,9 @@ class Conv(Layer):
     def keeps_offsets(self) -> bool:
         return self.stride == 1
 
+    def keeps_phases(self) -> bool:
+        return self.stride == 1 and self.kernel_size == 1
+
     def limit(
         self, groups: list[Group], walker: Walker, where: str, need: tuple[int, ...] | None
     ) -> list[Group]:

@@ -29,7 +29,9 @@ import torch
 from gpdip.arch.parse import load_architecture
 from gpdip.arch.spec import Architecture
 from gpdip.errors import GpdipError
-from gpdip.layers.base import far_radius, needed_radius
+from gpdip.layers.base import Layer, far_radius, needed_radius
+from gpdip.layers.combinators import Block
+from gpdip.layers.resampling import Upsample
 from gpdip.limit import covtable as ct
 from gpdip.limit import phase_tables as pt
 from gpdip.limit.farfield import extend, input_radius
@@ -104,7 +106,7 @@ def compile_kernels(
     # Upsamplings after which every layer keeps offsets are computed on the output's offset
     # list (phase_tables), folded by the symmetries the NNGP table shows; the NTK table
     # shares them (the same architecture's reflections) and goes through the same fold.
-    plan = pt.OutputPlan(want, far, period)
+    plan = pt.OutputPlan(want, far, period, halve=swap_halvable(arch.layers))
     walker = Walker(
         params,
         max_entries or DEFAULT_MAX_ENTRIES,
@@ -132,6 +134,20 @@ def compile_kernels(
     if not math.isinf(far):
         result = [extend(k, sizes, int(far), period) for k in result]
     return (result[0], result[1] if ntk else None)  # type: ignore[return-value]
+
+
+def swap_halvable(layers: tuple[Layer, ...]) -> bool:
+    """Whether the network ends with a nearest/bilinear upsampling followed only by layers
+    that keep each entry's phase (blocks inlined): its final table may be swap-halved."""
+    for layer in reversed(layers):
+        if isinstance(layer, Upsample):
+            return layer.mode != "sinc"
+        if layer.keeps_phases():
+            continue
+        if isinstance(layer, Block):
+            return swap_halvable(layer.layers)
+        return False
+    return False
 
 
 def _start(arch: Architecture, k_in: ct.CovTable | None, theta_in: ct.CovTable | None) -> Group:

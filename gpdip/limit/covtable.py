@@ -22,11 +22,13 @@ upsampling's table is computed on the offsets the output needs only
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
+
+from gpdip.limit import index_cache as ic
+from gpdip.limit import swap_fold as sf
 
 Sources = Callable[[int], list[tuple[int, float]]]
 
@@ -54,6 +56,9 @@ class OffsetSet:
     ``zero``: the index of offset 0 (the variances, needed by non-linearities).
     ``box``: the radius of the box the list stands for (:func:`to_box`);
     ``None`` for the output's list (near box plus far corner, see phase_tables).
+    ``rows``, ``weights``: for a swap-halved table (:mod:`gpdip.limit.swap_fold`, values of
+    shape (H, P₁, n)), the dimension-0 phase of each stored row per offset and its weight in
+    the phase mean, both (H, n); ``diag_index`` (P₀·P₁,) reads the variances from it.
     """
 
     offsets: torch.Tensor
@@ -61,6 +66,9 @@ class OffsetSet:
     zero: int
     centre: tuple[int, ...] = ()
     box: tuple[int, ...] | None = None
+    rows: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
+    diag_index: torch.Tensor | None = None
 
     def same(self, other: OffsetSet) -> bool:
         return self is other or (
@@ -69,7 +77,24 @@ class OffsetSet:
             and self.box == other.box
             and self.offsets.shape == other.offsets.shape
             and bool((self.offsets == other.offsets).all())
+            and _same_rows(self.rows, other.rows)
         )
+
+    @property
+    def halved(self) -> bool:
+        """Whether the table keeps only the swap fold's rows (swap_fold)."""
+        return self.rows is not None
+
+
+def _same_rows(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a.shape == b.shape and bool((a == b).all())
+
+
+def halved(table: CovTable) -> bool:
+    """Whether a table is swap-halved (values (H, P₁, n), see :mod:`gpdip.limit.swap_fold`)."""
+    return table.points is not None and table.points.halved
 
 
 @dataclass(frozen=True)
@@ -114,6 +139,8 @@ class CovTable:
 
     def diagonal(self) -> torch.Tensor:
         """E[z(t)²] per phase, shape ``period``."""
+        if self.points is not None and self.points.diag_index is not None:
+            return self.values.reshape(-1)[self.points.diag_index].reshape(self.period)
         if self.points is not None:
             return self.values[..., self.points.zero]
         index: tuple = (Ellipsis, *self.radius)
@@ -127,6 +154,8 @@ class CovTable:
             return self
         if not bool(keep[self.points.zero]):
             raise ValueError("cannot crop a table on offsets below offset 0")
+        if self.points.halved:
+            raise ValueError("cannot crop a swap-halved table")
         kept = offsets[keep]
         zero = int(keep[: self.points.zero].sum())
         points = OffsetSet(kept, self.points.fold, zero)
@@ -138,7 +167,13 @@ class CovTable:
         )
 
     def phase_mean(self) -> torch.Tensor:
-        """The stationary kernel K(r) = mean over phases p of C[p, r]; shape (2R+1,)*dims."""
+        """The stationary kernel K(r) = mean over phases p of C[p, r]; shape (2R+1,)*dims.
+
+        A swap-halved table (values (H, P₁, n)): Σ of weight·C over its entries, / P₀·P₁.
+        """
+        if self.points is not None and self.points.weights is not None:
+            weighted = self.values * self.points.weights.to(self.values).unsqueeze(1)
+            return weighted.sum(dim=(0, 1)) / math.prod(self.period)
         return self.values.mean(dim=tuple(range(self.dims)))
 
 
@@ -161,6 +196,8 @@ def align(tables: list[CovTable], tile: bool = True) -> list[CovTable]:
     if listed:
         if any(not p.same(listed[0]) for p in listed):
             raise FoldMismatchError("tables on different offset lists")
+        if listed[0].halved and len(tables) > 1:  # rows differ from a tiled table's
+            raise FoldMismatchError("a swap-halved table meets another table")
         return [_tiled(at_points(t, listed[0]), period, tile) for t in tables]
     radius = tuple(min(t.radius[d] for t in tables) for d in range(dims))
     return [_tiled(t.crop(radius), period, tile) for t in tables]
@@ -185,6 +222,14 @@ def affine_mix(
     dims = tables[0].dims
     period = tuple(math.lcm(*(t.period[d] for t in tables)) for d in range(dims))
     grad = any(torch.is_tensor(x) and x.requires_grad for x in (scale, shift))
+    if any(halved(t) for t in tables):
+        if len(tables) > 1:
+            raise FoldMismatchError("a swap-halved table meets another table")
+        values = tables[0].values
+        if grad or values.requires_grad:
+            return replace(tables[0], values=values * (fractions[0] * scale) + shift)
+        mixed = torch.mul(values, float(scale) * fractions[0])  # the operations below, in order
+        return replace(tables[0], values=mixed.add_(float(shift)))
     if grad or any(t.values.requires_grad for t in tables):
         tables = [t.tile(period) for t in tables]
         mixed = tables[0].values * fractions[0]
@@ -269,6 +314,8 @@ def conv_taps(table: CovTable, kernel_size: int) -> CovTable:
     """
     values = table.values
     half = kernel_size // 2
+    if half and halved(table) and any(p > 1 for p in table.period):
+        raise FoldMismatchError("a conv wider than 1 mixes the phases of a swap-halved table")
     for d, period in enumerate(table.period):
         if period == 1 or half == 0:
             continue
@@ -322,16 +369,13 @@ def box_values(table: CovTable, last: tuple[int, int] | None = None) -> torch.Te
             else table.values.narrow(-1, last[0], last[1] - last[0] + 1)
         )
     box_radius(table)  # raises for the output's list, which has no box
-    # The index depends on the layout only: the NNGP and NTK tables share one.
-    cached = _BOX_INDEX.setdefault(points, {})
-    key = (table.period, str(table.values.device), last)
-    if key not in cached:
-        cached[key] = _box_index(points, table.period, table.values.device, last)
-    return table.values.reshape(-1).take(cached[key])
-
-
-# Per offset list (weakly held: a list lives for one compile), the to_box gather index.
-_BOX_INDEX: weakref.WeakKeyDictionary[OffsetSet, dict] = weakref.WeakKeyDictionary()
+    # The index depends on the layout only: the NNGP and NTK tables share one, and so do
+    # later compiles of the same network and size (hyperparameter fits compile many times).
+    key = ("box", *ic.layout_key(points), table.period, str(table.values.device), last)
+    index = ic.CACHE.get(key)
+    if index is None:
+        index = ic.CACHE.put(key, _box_index(points, table.period, table.values.device, last))
+    return table.values.reshape(-1).take(index)
 
 
 def _box_index(
@@ -416,6 +460,11 @@ def _phase_index(
 def diagonal_pairs(table: CovTable) -> tuple[torch.Tensor, torch.Tensor]:
     """(E[z(t)²], E[z(t+r)²]) broadcast to the table's shape, for the non-linearities."""
     diag = table.diagonal()
+    if halved(table):
+        assert table.points is not None and table.points.rows is not None
+        first, second = sf.pair_indices(table.points.rows, table.points.offsets, table.period)
+        flat = diag.reshape(-1)
+        return flat[first.expand_as(table.values)], flat[second]
     if table.points is not None:
         offsets = table.points.offsets.to(diag.device)
         index = []

@@ -19,6 +19,11 @@ carried on a short list of offsets (a :class:`~gpdip.limit.covtable.OffsetSet`):
   the coarse table, and every table that joins later is checked when it meets
   the list (:func:`gpdip.limit.covtable.at_points`); a failure there makes the
   compiler start again with ``"half"``;
+* **swap fold**: swap and both reflections together keep r and move the phase,
+  C[p, r] = C[(c − r − p) mod P, r]; when every layer after the final upsampling reads each
+  entry at its own phase (1×1 convs, non-linearities, channel norms: the deep decoders),
+  the final table keeps only P₀/2 + 1 of the P₀ rows of dimension 0 per offset
+  (:mod:`gpdip.limit.swap_fold`, ``OutputPlan.halve``);
 * **far field**: beyond the correlation radius R, C[p, r] depends only on the
   phases p and (p + r) mod P (:mod:`gpdip.limit.farfield`).  So when the output
   needs offsets up to R + P, only |r_d| ≤ R is computed in full, and one P×…×P
@@ -36,7 +41,9 @@ import torch
 
 from gpdip.layers.base import Layer, sequence_final_upsamples
 from gpdip.limit import covtable as ct
+from gpdip.limit import index_cache as ic
 from gpdip.limit import resample_maps as rm
+from gpdip.limit import swap_fold as sf
 
 SYMMETRY_TOL = ct.SYMMETRY_TOL
 
@@ -57,13 +64,17 @@ class OutputPlan:
     """What the output needs: box radius ``want`` per dimension, far radius, period.
 
     ``folds``: allow the reflection/transposition folds (``False`` after a
-    :class:`~gpdip.limit.covtable.FoldMismatchError`).
+    :class:`~gpdip.limit.covtable.FoldMismatchError`).  ``halve``: keep the final table
+    swap-halved (:mod:`gpdip.limit.swap_fold`) when its fold allows it; only for networks
+    whose layers after the final upsampling read each entry at its own phase (the compiler
+    decides).
     """
 
     want: tuple[int, ...]
     far: float
     period: int
     folds: bool = True
+    halve: bool = False
 
     @property
     def split(self) -> bool:
@@ -115,7 +126,13 @@ def upsample_final(
         if fold == "octant":
             corner = corner[corner[:, 0] >= corner[:, 1]]
         listed = torch.cat([listed, corner])
-    return _upsampled(table, factor, sources, listed, fold, centre, None)
+    halve = (
+        plan.halve
+        and table.dims == 2
+        and fold in ("quadrant", "octant")
+        and (factor * table.period[0]) % 2 == 0
+    )
+    return _upsampled(table, factor, sources, listed, fold, centre, None, halve)
 
 
 def upsample_folded(
@@ -145,13 +162,19 @@ def _upsampled(
     fold: str,
     centre: tuple[int, ...],
     box: tuple[int, ...] | None,
+    halve: bool = False,
 ) -> ct.CovTable:
-    values = _upsample_points(table, factor, sources, listed)
     zero = int((listed.abs().sum(dim=1) == 0).nonzero()[0, 0])
     period = tuple(factor * p for p in table.period)
     # Reflection t → c − t at the coarse level is t → τc + τ − 1 − t at the fine one.
     fine_centre = tuple((factor * c + factor - 1) % p for c, p in zip(centre, period, strict=False))
-    points = ct.OffsetSet(listed, fold, zero, fine_centre, box)
+    rows = weights = diag_index = None
+    if halve:
+        device = table.values.device
+        rows, weights = sf.swap_rows(listed[:, 0].to(device), fine_centre[0], period[0])
+        diag_index = sf.diagonal_index(rows, listed, fine_centre, period, zero)
+    values = _upsample_points(table, factor, sources, listed, rows)
+    points = ct.OffsetSet(listed, fold, zero, fine_centre, box, rows, weights, diag_index)
     radius = tuple(int(v) for v in listed.abs().amax(dim=0))
     return ct.CovTable(values, period, radius, points)
 
@@ -167,9 +190,16 @@ def _fold_offsets(radius: tuple[int, ...], fold: str) -> torch.Tensor:
 
 
 def _upsample_points(
-    table: ct.CovTable, factor: int, sources: ct.Sources, listed: torch.Tensor
+    table: ct.CovTable,
+    factor: int,
+    sources: ct.Sources,
+    listed: torch.Tensor,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Upsampled C[p, r] at the listed offsets: values of shape (*τ·period, n).
+
+    ``rows`` (H, n): only these fine dimension-0 phases per offset (a swap-halved
+    table, :mod:`gpdip.limit.swap_fold`): values of shape (H, τP₁, n).
 
     Dimension 0 is upsampled for the distinct r₀ (a product pass); the last
     dimension then gathers, for each listed pair, its own r₀ column and r₁ terms.
@@ -189,6 +219,42 @@ def _upsample_points(
         return rm._regather(table, 0, factor * table.period[0], 0, terms).values
     assert table.dims == 2
     radius = ct.box_radius(table)
+    # The two term matrices depend on the layout only: kept for later compiles alike.
+    key = (
+        "upsample",
+        table.period,
+        radius,
+        factor,
+        tuple(tuple(sources(f)) for f in range(factor)),
+        listed.cpu().numpy().tobytes(),
+        None if rows is None else rows.cpu().numpy().tobytes(),
+        str(device),
+        table.values.dtype,
+    )
+    plan = ic.CACHE.get(key)
+    if plan is None:
+        plan = ic.CACHE.put(key, _upsample_plan(table, factor, sources, listed, rows))
+    low, high, first_matrix, first_shape, last_matrix = plan
+    coarse = ct.CovTable(ct.box_values(table, (low, high)), table.period, radius)
+    inter = rm.regather_by(coarse, 0, factor * table.period[0], 0, first_matrix, first_shape)
+    out = rm.columns_by(last_matrix, inter.values.reshape(inter.values.shape[0], -1))
+    return out.reshape(inter.values.shape[0], factor * table.period[1], -1).contiguous()
+
+
+def _upsample_plan(
+    table: ct.CovTable,
+    factor: int,
+    sources: ct.Sources,
+    listed: torch.Tensor,
+    rows: torch.Tensor | None,
+) -> tuple[int, int, torch.Tensor, tuple[int, ...], torch.Tensor]:
+    """(low, high, first matrix, its terms' shape, last matrix) of :func:`_upsample_points`.
+
+    Dimension 0 is upsampled for the distinct r₀ (a product pass, the first matrix); the
+    last matrix then gathers, for each listed pair, its own r₀ column and r₁ terms.
+    """
+    device = table.values.device
+    radius = ct.box_radius(table)
     last = rm.upsample_terms(
         table.period[1], radius[1], factor, sources, listed[:, 1].reshape(1, -1).to(device)
     )
@@ -197,19 +263,31 @@ def _upsample_points(
     # product pass.
     low = min(int(off.min()) for _, off, _ in last)
     high = max(int(off.max()) for _, off, _ in last)
-    coarse = ct.CovTable(ct.box_values(table, (low, high)), table.period, radius)
     first, column = torch.unique(listed[:, 0], return_inverse=True)
+    first_rows = None
+    if rows is not None:  # the rows depend on r₀ only: those of each distinct r₀
+        first_rows = rows[:, _first_occurrence(column, len(first)).to(device)]
     terms = rm.upsample_terms(
-        table.period[0], radius[0], factor, sources, first.reshape(1, -1).to(device)
+        table.period[0], radius[0], factor, sources, first.reshape(1, -1).to(device), first_rows
     )
-    inter = rm._regather(coarse, 0, factor * table.period[0], 0, terms).values
-    # inter: (τP₀, P₁, n₀, high − low + 1); read (phase₁, column, offset₁) per listed pair,
-    # for every τP₀ at once: one sparse product does every term.
-    n_first, n_off = inter.shape[2], inter.shape[3]
+    n_box0 = 2 * radius[0] + 1
+    first_matrix = rm.term_matrix(terms, n_box0, table.period[0] * n_box0, table.values)
+    first_shape = tuple(terms[0][0].shape)
+    # inter: (τP₀ or H, P₁, n₀, high − low + 1); read (phase₁, column, offset₁) per listed
+    # pair, for every row at once: one sparse product does every term.
+    n_first, n_off = len(first), high - low + 1
     column = column.to(device)
     terms = [((phase * n_first + column), off - low, weight) for phase, off, weight in last]
-    out = rm.sparse_columns(terms, n_off, inter.reshape(inter.shape[0], -1))
-    return out.reshape(inter.shape[0], factor * table.period[1], -1).contiguous()
+    n_in = table.period[1] * n_first * n_off
+    last_matrix = rm.term_matrix(terms, n_off, n_in, table.values)
+    return low, high, first_matrix, first_shape, last_matrix
+
+
+def _first_occurrence(column: torch.Tensor, count: int) -> torch.Tensor:
+    """For each of ``count`` distinct values, an index where ``column`` takes it."""
+    where = torch.empty(count, dtype=torch.long)
+    where[column.flip(0)] = torch.arange(len(column) - 1, -1, -1)
+    return where
 
 
 def known_fold(

@@ -22,6 +22,9 @@ from collections.abc import Iterator
 
 import torch
 
+from gpdip.limit import covtable as ct
+from gpdip.limit import index_cache as ic
+from gpdip.limit import swap_fold as sf
 from gpdip.limit.covtable import CovTable
 
 # 2**16 float64 entries: 512 KiB per temporary, a few of them fit in L2.
@@ -39,20 +42,67 @@ def phase_chunks(
     """(rows, k11, k22) per chunk ``values[rows]`` of the first phase axis.
 
     k11[..] = C[p, 0] with size-1 offset axes (it broadcasts against the chunk);
-    k22[..] = C[(p + r) mod P, 0] of the chunk's shape, freshly gathered.
+    k22[..] = C[(p + r) mod P, 0] of the chunk's shape, freshly gathered.  On a
+    swap-halved table (:mod:`gpdip.limit.swap_fold`) both are gathered per entry.
     ``entries``: the chunk size (default :data:`CHUNK_ENTRIES`).
     """
     diag = table.diagonal()
     flat_diag = diag.reshape(-1)
-    first, rest = _phase_index_parts(table)
     per_row = math.prod(table.values.shape[1:])
     step = max(1, (entries or CHUNK_ENTRIES) // max(per_row, 1))
+    if ct.halved(table):
+        first_index, second_index = _pair_indices(table)
+        for start in range(0, table.values.shape[0], step):
+            rows = slice(start, min(start + step, table.values.shape[0]))
+            shape = table.values[rows].shape
+            k11 = flat_diag.index_select(0, first_index[rows].reshape(-1)).view(shape)
+            k22 = flat_diag.index_select(0, second_index[rows].reshape(-1)).view(shape)
+            yield rows, k11, k22
+        return
     offset_ones = (1,) * (table.values.dim() - table.dims)
+    listed_index = _listed_index(table)
+    if listed_index is None:
+        first, rest = _phase_index_parts(table)
     for start in range(0, table.period[0], step):
         rows = slice(start, min(start + step, table.period[0]))
         k11 = diag[rows].reshape(diag[rows].shape + offset_ones)
-        k22 = flat_diag[first[rows] + rest]
+        if listed_index is not None:  # the same entries, by one contiguous index_select
+            shape = table.values[rows].shape
+            k22 = flat_diag.index_select(0, listed_index[rows].reshape(-1)).view(shape)
+        else:
+            k22 = flat_diag[first[rows] + rest]
         yield rows, k11, k22
+
+
+# Index arrays of listed tables up to this many entries are kept (64 MiB of int64 each).
+LISTED_INDEX_ENTRIES = 2**23
+
+
+def _listed_index(table: CovTable) -> torch.Tensor | None:
+    """Flat index (*period, n) of C[(p + r) mod P, 0] for a table on an offset list, kept by
+    layout across compiles; None for box tables and very large lists (built per chunk)."""
+    points = table.points
+    if points is None or table.values.numel() > LISTED_INDEX_ENTRIES:
+        return None
+    key = ("listed", *ic.layout_key(points), table.period, str(table.values.device))
+    found = ic.CACHE.get(key)
+    if found is None:
+        first, rest = _phase_index_parts(table)
+        found = ic.CACHE.put(key, (first + rest).expand(table.values.shape).contiguous())
+    return found
+
+
+def _pair_indices(table: CovTable) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat indices (H, P₁, n) of C[p, 0] and C[p + r, 0] for a swap-halved table's entries."""
+    points = table.points
+    assert points is not None and points.rows is not None
+    key = ("pairs", *ic.layout_key(points), table.period, str(table.values.device))
+    found = ic.CACHE.get(key)
+    if found is None:
+        first, second = sf.pair_indices(points.rows, points.offsets, table.period)
+        shape = table.values.shape
+        found = ic.CACHE.put(key, (first.expand(shape).contiguous(), second.contiguous()))
+    return found
 
 
 def _phase_index_parts(table: CovTable) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,13 +27,28 @@ def _regather(
     ``terms`` holds (phase index, offset index, weight) arrays of shape
     (new_period, 2*new_radius+1); other dimensions are untouched.
     """
+    n_off = table.values.shape[table.offset_axis(d)]
+    matrix = term_matrix(terms, n_off, table.values.shape[d] * n_off, table.values)
+    return regather_by(table, d, new_period, new_radius, matrix, tuple(terms[0][0].shape))
+
+
+def regather_by(
+    table: CovTable,
+    d: int,
+    new_period: int,
+    new_radius: int,
+    matrix: torch.Tensor,
+    shape: tuple[int, ...],
+) -> CovTable:
+    """:func:`_regather` with its term matrix built (:func:`term_matrix`; ``shape``: the
+    terms' shape), e.g. kept from an earlier compile of the same layout."""
     vals = table.values.movedim((d, table.offset_axis(d)), (0, 1))
     n_phase, n_off = vals.shape[:2]
     # One (phase, offset) axis in front, the other dimensions as contiguous rows:
     # each term is then a row gather (index_select), far faster than a strided one.
     rows = vals.reshape(n_phase * n_off, -1)
-    out = sparse_rows(terms, n_off, rows)
-    out = out.reshape(terms[0][0].shape + vals.shape[2:])
+    out = matrix @ rows
+    out = out.reshape(shape + vals.shape[2:])
     out = out.movedim((0, 1), (d, table.offset_axis(d))).contiguous()
     period = list(table.period)
     radius = list(table.radius)
@@ -63,7 +78,11 @@ def sparse_columns(
     layout and writes the result in the layout the caller keeps: the two table-sized
     transposes of ``sparse_rows(terms, n_off, cols.T).T`` are saved (same sums, same order).
     """
-    matrix = _term_matrix(terms, n_off, cols.T)
+    return columns_by(term_matrix(terms, n_off, cols.shape[1], cols), cols)
+
+
+def columns_by(matrix: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """:func:`sparse_columns` with its term matrix built (:func:`term_matrix`)."""
     if cols.requires_grad:
         return (matrix @ cols.T.contiguous()).T
     return cols @ matrix.t()
@@ -72,11 +91,21 @@ def sparse_columns(
 def _term_matrix(
     terms: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], n_off: int, rows: torch.Tensor
 ) -> torch.Tensor:
-    """The CSR matrix (one row per output, its terms in order) of :func:`sparse_rows`."""
+    return term_matrix(terms, n_off, rows.shape[0], rows)
+
+
+def term_matrix(
+    terms: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    n_off: int,
+    n_in: int,
+    like: torch.Tensor,
+) -> torch.Tensor:
+    """The CSR matrix (one row per output, its terms in order) of :func:`sparse_rows`, for
+    ``n_in`` input rows, with the dtype and device of ``like``."""
     n_out = terms[0][0].numel()
-    device = rows.device
+    device = like.device
     columns = torch.stack([(phase * n_off + off).reshape(-1) for phase, off, _ in terms], dim=1)
-    weight = torch.stack([w.reshape(-1) for _, _, w in terms], dim=1).to(rows)
+    weight = torch.stack([w.reshape(-1) for _, _, w in terms], dim=1).to(like)
     starts = torch.arange(0, len(terms) * n_out + 1, len(terms), device=device)
     with warnings.catch_warnings():  # "CSR support is in beta": the product used here is not
         warnings.simplefilter("ignore", UserWarning)
@@ -84,7 +113,7 @@ def _term_matrix(
             starts,
             columns.reshape(-1).to(device),
             weight.reshape(-1),
-            (n_out, rows.shape[0]),
+            (n_out, n_in),
             check_invariants=False,
         )
 
@@ -183,19 +212,28 @@ def _span(factor: int, sources: Sources) -> int:
 
 
 def upsample_terms(
-    period: int, radius: int, factor: int, sources: Sources, r: torch.Tensor
+    period: int,
+    radius: int,
+    factor: int,
+    sources: Sources,
+    r: torch.Tensor,
+    t: torch.Tensor | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(coarse phase, coarse offset index, weight) per term, each of shape (τ·P, len(r)).
 
     The terms of :func:`upsample` in one dimension for the fine offsets ``r``
     (shape (1, n)), read from a table of period P and radius ``radius``.
+    ``t``: the fine phases per offset (shape (m, n), values in [0, τP)) when not every
+    phase is wanted (the swap-halved tables of :mod:`gpdip.limit.swap_fold`); the terms
+    then have shape (m, n).
     """
     src = [sources(f) for f in range(factor)]
     if int(r.abs().max()) > factor * (radius - 2 * _span(factor, sources)):
         raise ValueError(
             f"fine offsets up to {int(r.abs().max())} need a coarse radius above {radius}"
         )
-    t, _ = _grid(factor * period, 0, r.device)
+    if t is None:
+        t, _ = _grid(factor * period, 0, r.device)
     s, f = torch.div(t, factor, rounding_mode="floor"), t % factor
     s2, f2 = torch.div(t + r, factor, rounding_mode="floor"), (t + r) % factor
     shift = torch.tensor([[sh for sh, _ in row] for row in src], device=r.device)
