@@ -28,6 +28,7 @@ import torch
 
 from gpdip.arch.parse import load_architecture
 from gpdip.arch.spec import Architecture
+from gpdip.environment import env_number
 from gpdip.errors import GpdipError
 from gpdip.layers.base import Layer, far_radius, needed_radius
 from gpdip.layers.combinators import Block
@@ -37,7 +38,16 @@ from gpdip.limit import phase_tables as pt
 from gpdip.limit.farfield import extend, input_radius
 from gpdip.limit.state import Group, Walker
 
-DEFAULT_MAX_ENTRIES = int(os.environ.get("GPDIP_MAX_TABLE", 2**27))
+#: Largest phase table (entries) unless ``max_entries`` or ``$GPDIP_MAX_TABLE`` says otherwise.
+DEFAULT_MAX_ENTRIES = 2**27
+
+
+def default_max_entries() -> int:
+    """The size limit: ``$GPDIP_MAX_TABLE`` if set (checked here, not at import), else
+    :data:`DEFAULT_MAX_ENTRIES`."""
+    return int(env_number("GPDIP_MAX_TABLE", DEFAULT_MAX_ENTRIES))
+
+
 PARAM_NAMES = ("sigma", "weight_var", "bias_var")
 KINDS = ("nngp", "ntk")
 
@@ -109,7 +119,7 @@ def compile_kernels(
     plan = pt.OutputPlan(want, far, period, halve=swap_halvable(arch.layers))
     walker = Walker(
         params,
-        max_entries or DEFAULT_MAX_ENTRIES,
+        max_entries or default_max_entries(),
         arch.name or "architecture",
         _prefix(arch),
         ntk=ntk,
@@ -180,7 +190,7 @@ def _compile(
 
 def symbolic_output(arch: Architecture) -> Group:
     """The output group's flags and period, from a walk without tables."""
-    walker = Walker({}, DEFAULT_MAX_ENTRIES, arch.name, _prefix(arch))
+    walker = Walker({}, default_max_entries(), arch.name, _prefix(arch))
     return _output_group(
         walker.run(arch.layers, [_start(arch, None, None)], "network.layers"), _prefix(arch)
     )

@@ -5,29 +5,31 @@ The gather indices of folded offset lists (:func:`gpdip.limit.covtable.box_value
 (:mod:`gpdip.limit.phase_tables`) depend on the periods, radii and offset lists, never on
 the values: the NNGP and NTK tables share them, and so do later compiles of the same network
 and size (hyperparameter fits compile many times).  One least-recently-used store holds them,
-bounded in bytes (``$GPDIP_INDEX_CACHE_MB``, default 512; 0 disables it); an item larger
+bounded in bytes (``$GPDIP_INDEX_CACHE_MB``, default 256; 0 disables it); an item larger
 than the bound is used once and not kept.
 """
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from gpdip.environment import env_number
+
 if TYPE_CHECKING:
     from gpdip.limit.covtable import OffsetSet
 
-DEFAULT_BYTES = int(float(os.environ.get("GPDIP_INDEX_CACHE_MB", 512)) * 2**20)
+#: The store's bound in MiB unless ``$GPDIP_INDEX_CACHE_MB`` says otherwise.
+DEFAULT_MB = 256
 
 
 class IndexCache:
     """A least-recently-used store of tensors (or tuples holding some), bounded in bytes."""
 
-    def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
-        self.max_bytes = max_bytes
+    def __init__(self, max_bytes: int | None = None) -> None:
+        self._max_bytes = max_bytes  # None: $GPDIP_INDEX_CACHE_MB, read at the first put
         self.store: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
         self.held = 0
 
@@ -40,13 +42,15 @@ class IndexCache:
     def put(self, key: tuple, value: Any) -> Any:
         """Keep ``value`` under ``key`` (evicting the oldest items); return it."""
         size = nbytes(value)
-        if size > self.max_bytes:
+        if self._max_bytes is None:
+            self._max_bytes = int(env_number("GPDIP_INDEX_CACHE_MB", DEFAULT_MB) * 2**20)
+        if size > self._max_bytes:
             return value
         if key in self.store:
             self.held -= self.store.pop(key)[1]
         self.store[key] = (value, size)
         self.held += size
-        while self.held > self.max_bytes:
+        while self.held > self._max_bytes:
             self.held -= self.store.popitem(last=False)[1][1]
         return value
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from gpdip.cli.main import COMMANDS, build_parser
 
@@ -61,3 +62,27 @@ def test_module_entry_point_runs_a_command_and_returns_its_exit_code(tmp_path):
         check=False,
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+
+
+def test_bad_environment_settings_are_one_clear_error(tmp_path, monkeypatch, capsys):
+    """$GPDIP_MAX_TABLE and $GPDIP_INDEX_CACHE_MB are read when used, and a bad value is a
+    GpdipError naming the variable (it was a ValueError traceback at import)."""
+    import torch
+
+    from gpdip.cli.main import main
+    from gpdip.errors import GpdipError
+    from gpdip.limit.index_cache import IndexCache
+
+    for bad in ("abc", "-1", "inf"):
+        monkeypatch.setenv("GPDIP_MAX_TABLE", bad)
+        code = main(["kernel", "conv-d1", "--size", "8", "--out", str(tmp_path / "k.npy")])
+        err = capsys.readouterr().err
+        assert code == 2 and "$GPDIP_MAX_TABLE: expected a non-negative number" in err, err
+        assert err.count("\n") == 1
+        monkeypatch.setenv("GPDIP_INDEX_CACHE_MB", bad)
+        with pytest.raises(GpdipError, match=r"\$GPDIP_INDEX_CACHE_MB: expected"):
+            IndexCache().put(("key",), torch.zeros(4))
+    monkeypatch.setenv("GPDIP_INDEX_CACHE_MB", "0")  # 0 keeps nothing
+    cache = IndexCache()
+    cache.put(("key",), torch.zeros(4))
+    assert cache.get(("key",)) is None
