@@ -2,7 +2,8 @@
 
     python scripts/bench_whole_process.py [CASE ...] [--repeats 3]
 
-Each case is a fresh ``gpdip`` process (imports included), median of ``--repeats``.
+Each case is a fresh ``gpdip`` process (imports included), median of ``--repeats``; each
+repeat is preceded by a bare ``import torch`` process, the floor of every command.
 Inputs: ``Lena512.png`` from the shared data (a 50% Bernoulli mask, seed 0, is written to a
 temporary folder), and a 1024x1024 RGB image made by bicubic upsampling of
 ``image_Lena512rgb.png``.  Times on a shared machine need an idle rerun; ``load`` is the
@@ -62,8 +63,14 @@ def cases(p: dict[str, str]) -> dict[str, list[str]]:
 
 
 def run(args: list[str], repeats: int) -> dict:
-    walls = []
+    """Median wall time of ``repeats`` fresh processes; before each, a process that only
+    imports torch and leaves without teardown (``os._exit``, as the ``gpdip`` script does):
+    the floor of every command, 1.9-2.7 s on this machine within minutes."""
+    walls, torch_walls = [], []
     for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import os, torch; os._exit(0)"], check=True)
+        torch_walls.append(time.perf_counter() - start)
         start = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "gpdip.cli", *args], capture_output=True)
         walls.append(time.perf_counter() - start)
@@ -71,6 +78,9 @@ def run(args: list[str], repeats: int) -> dict:
             return {"error": done.stderr.decode()[-400:]}
     row: dict = {"median_wall_s": round(statistics.median(walls), 2)}
     row["walls"] = [round(w, 2) for w in walls]
+    row["import_torch_walls"] = [round(w, 2) for w in torch_walls]
+    beyond = [w - t for w, t in zip(walls, torch_walls, strict=True)]
+    row["median_beyond_import_torch_s"] = round(statistics.median(beyond), 2)
     row["load"] = round(os.getloadavg()[0], 2)
     if done.stdout.strip().startswith(b"{"):
         report = json.loads(done.stdout)
