@@ -153,6 +153,12 @@ class Layer:
         (``keeps``: every layer after this one does); see :mod:`gpdip.limit.phase_tables`."""
         return set()
 
+    def swap_halvable(self) -> bool | None:
+        """Read backwards from the output: ``None`` if it keeps phases (look further back),
+        else whether the final table may be swap-halved here (True only at a nearest or
+        bilinear upsampling; :mod:`gpdip.limit.swap_fold`)."""
+        return None if self.keeps_phases() else False
+
 
 # --- folds over sequences: the only walkers, each calling the layers' own rules ----------
 
@@ -215,6 +221,16 @@ def far_radius(layers: tuple[Layer, ...], radius: float) -> float:
         if math.isinf(radius):
             return radius
     return radius
+
+
+def sequence_swap_halvable(layers: tuple[Layer, ...]) -> bool | None:
+    """The first decision of :meth:`Layer.swap_halvable` from the output backwards (None:
+    every layer keeps phases)."""
+    for layer in reversed(layers):
+        decided = layer.swap_halvable()
+        if decided is not None:
+            return decided
+    return None
 
 
 def sequence_final_upsamples(layers: tuple[Layer, ...], where: str, keeps: bool) -> set[str]:

@@ -32,6 +32,7 @@ from gpdip.layers.base import (
     sequence_factor,
     sequence_final_upsamples,
     sequence_keeps_offsets,
+    sequence_swap_halvable,
 )
 from gpdip.limit import covtable as ct
 from gpdip.limit.state import Group
@@ -215,6 +216,9 @@ class Block(Layer):
 
     def keeps_phases(self) -> bool:
         return all(layer.keeps_phases() for layer in self.layers)
+
+    def swap_halvable(self) -> bool | None:
+        return sequence_swap_halvable(self.layers)
 
     def final_upsamples(self, where: str, keeps: bool) -> set[str]:
         return sequence_final_upsamples(self.layers, where, keeps)  # the walker's names

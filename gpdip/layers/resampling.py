@@ -122,6 +122,9 @@ class Upsample(Layer):
     def final_upsamples(self, where: str, keeps: bool) -> set[str]:
         return {where} if keeps and self.mode != "sinc" else set()
 
+    def swap_halvable(self) -> bool | None:
+        return self.mode != "sinc"
+
     def limit(
         self, groups: list[Group], walker: Walker, where: str, need: tuple[int, ...] | None
     ) -> list[Group]:

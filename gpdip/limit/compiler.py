@@ -30,9 +30,7 @@ from gpdip.arch.parse import load_architecture
 from gpdip.arch.spec import Architecture
 from gpdip.environment import env_number
 from gpdip.errors import GpdipError
-from gpdip.layers.base import Layer, far_radius, needed_radius
-from gpdip.layers.combinators import Block
-from gpdip.layers.resampling import Upsample
+from gpdip.layers.base import Layer, far_radius, needed_radius, sequence_swap_halvable
 from gpdip.limit import covtable as ct
 from gpdip.limit import phase_tables as pt
 from gpdip.limit.farfield import extend, input_radius
@@ -149,15 +147,7 @@ def compile_kernels(
 def swap_halvable(layers: tuple[Layer, ...]) -> bool:
     """Whether the network ends with a nearest/bilinear upsampling followed only by layers
     that keep each entry's phase (blocks inlined): its final table may be swap-halved."""
-    for layer in reversed(layers):
-        if isinstance(layer, Upsample):
-            return layer.mode != "sinc"
-        if layer.keeps_phases():
-            continue
-        if isinstance(layer, Block):
-            return swap_halvable(layer.layers)
-        return False
-    return False
+    return sequence_swap_halvable(layers) is True
 
 
 def _start(arch: Architecture, k_in: ct.CovTable | None, theta_in: ct.CovTable | None) -> Group:
