@@ -170,7 +170,7 @@ def grid_preconditioner(
         g = torch.fft.irfftn(torch.fft.rfftn(g, dim=dims) * inv.to(v.dtype), s=size, dim=dims)
         return op.gather(g) if not full else mask * g.reshape(v.shape)
 
-    mask = op.mask.to(base.spectrum.dtype)
+    mask = op.float_mask(base.spectrum.dtype)
     return apply
 
 
@@ -201,7 +201,7 @@ def extension_preconditioner(op: MaskedGridCovariance, order: int = FILL_ORDER) 
     dims = tuple(range(-len(size), 0))
     dtype = base.spectrum.dtype
     inv = (1.0 / (tchan_spectrum(base.table.detach()) + float(op.noise))).to(dtype)
-    mask = op.mask.to(dtype).reshape(1, *size)
+    mask = op.float_mask(dtype).reshape(1, *size)
     density = _blur(mask, order)
     fill = torch.where(density > 1e-3, (1 - mask) / density.clamp_min(1e-3), 0.0)
 

@@ -198,7 +198,7 @@ class MaskedGridCovariance:
         """
         g = v.reshape(*v.shape[:-1], *self.base.grid_size)
         kv = self.base.grid_matmul(g).reshape(v.shape)  # a fresh tensor (a cropped FFT)
-        if kv.requires_grad or v.requires_grad or kv.shape != v.shape:
+        if kv.requires_grad or v.requires_grad:
             return self.float_mask(v.dtype) * kv + self._noise_for(v) * v
         kv.mul_(self.float_mask(v.dtype))
         noise = self._noise_for(v)

@@ -260,7 +260,7 @@ def _make_solver(
             f"precond: expected 'auto', 'extension', 'schwarz' or 'circulant', got {precond!r}"
         )
     size = op.base.grid_size
-    fmask = op.mask.to(work)
+    fmask = op.float_mask(work)
 
     def solve(b: Tensor):
         full = op.scatter(b).reshape(b.shape[0], -1).to(work)
