@@ -66,7 +66,7 @@ def sparse_rows(
     repeated columns simply add) reads each input row once per use instead of one
     full gather, multiply and add per term, and differentiates in ``rows``.
     """
-    return _term_matrix(terms, n_off, rows) @ rows
+    return term_matrix(terms, n_off, rows.shape[0], rows) @ rows
 
 
 def sparse_columns(
@@ -86,12 +86,6 @@ def columns_by(matrix: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     if cols.requires_grad:
         return (matrix @ cols.T.contiguous()).T
     return cols @ matrix.t()
-
-
-def _term_matrix(
-    terms: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], n_off: int, rows: torch.Tensor
-) -> torch.Tensor:
-    return term_matrix(terms, n_off, rows.shape[0], rows)
 
 
 def term_matrix(
