@@ -42,10 +42,11 @@ def conjugate_gradients(
     matvec: MatVec,
     rhs: Tensor,
     precond: MatVec | None = None,
-    tol: float = 1e-6,
+    tol: float | Tensor = 1e-6,
     max_iter: int = 1000,
     progress: bool = False,
     switch: Switch | None = None,
+    return_on_switch: bool = False,
 ) -> tuple[Tensor, CGInfo]:
     """Solve ``A X = B`` column-wise for symmetric positive-definite ``A``.
 
@@ -53,12 +54,14 @@ def conjugate_gradients(
         matvec: ``v (B, n) -> A v (B, n)``.
         rhs: right-hand sides ``(B, n)`` (or ``(n,)``).
         precond: ``v -> P^{-1} v``, symmetric positive definite; identity if None.
-        tol: relative residual at which a column stops.
+        tol: relative residual at which a column stops: a float, or one per column ``(B,)``.
         switch: called after every iteration with the iteration count and the relative
             residuals until it returns a preconditioner; CG then restarts its search
             direction from the current iterate and residual with that preconditioner
             (the iterate, the residual and the stopping rule ``||r|| <= tol ||b||`` carry
             over, so the answer is the same system solved to the same tolerance).
+        return_on_switch: return the iterate as soon as ``switch`` gives a preconditioner
+            (``info.switched_at`` set), for a caller that goes on in another precision.
     Returns:
         ``X`` shaped like ``rhs`` and a :class:`CGInfo`.
     """
@@ -71,15 +74,15 @@ def conjugate_gradients(
     bnorm = b.norm(dim=-1).clamp_min(tiny)
     z = precond(r)
     p = z.clone()
-    rz = _dot(r, z)
+    rz = row_dot(r, z)
     rel = r.norm(dim=-1) / bnorm
     it = 0
     switched_at = None
-    bar = _progress(max_iter, progress)
+    bar = progress_bar(max_iter, progress)
     # the updates run in place: a fresh (B, n) temporary costs as much as the pass itself
     while it < max_iter and bool((rel > tol).any()):
         ap = matvec(p)
-        alpha = rz / _dot(p, ap).clamp_min(tiny)
+        alpha = rz / row_dot(p, ap).clamp_min(tiny)
         step = (alpha * (rel > tol))[:, None]  # zero: converged columns stay frozen
         x.addcmul_(p, step)
         r.addcmul_(ap, step, value=-1.0)
@@ -88,12 +91,14 @@ def conjugate_gradients(
         new = switch(it, rel) if switch is not None and switched_at is None else None
         if new is not None:  # restart: steepest descent step in the new preconditioner
             precond, switched_at = new, it
+            if return_on_switch:
+                break
             z = precond(r)
             p = z.clone()
-            rz = _dot(r, z)
+            rz = row_dot(r, z)
         else:
             z = precond(r)
-            rz_new = _dot(r, z)
+            rz_new = row_dot(r, z)
             p.mul_((rz_new / rz.clamp_min(tiny))[:, None]).add_(z)
             rz = rz_new
         if bar is not None:
@@ -102,23 +107,25 @@ def conjugate_gradients(
     if bar is not None:
         bar.close()
     worst = float(rel.max())
-    info = CGInfo(iterations=it, residual=worst, converged=worst <= tol, switched_at=switched_at)
+    converged = bool((rel <= tol).all())
+    info = CGInfo(iterations=it, residual=worst, converged=converged, switched_at=switched_at)
     if not info.converged:
         warnings.warn(
             f"conjugate gradients did not converge: relative residual {worst:.3e} > tol "
-            f"{tol:.1e} after {it} iterations (raise max_iter or the noise variance)",
+            f"{float(torch.as_tensor(tol).min()):.1e} after {it} iterations (raise max_iter "
+            "or the noise variance)",
             CGConvergenceWarning,
             stacklevel=2,
         )
     return (x[0] if squeeze else x), info
 
 
-def _dot(a: Tensor, b: Tensor) -> Tensor:
+def row_dot(a: Tensor, b: Tensor) -> Tensor:
     """Row-wise inner products ``(B, n), (B, n) -> (B,)`` without a ``(B, n)`` temporary."""
     return torch.bmm(a[:, None, :], b[:, :, None]).reshape(a.shape[0])
 
 
-def _progress(total: int, enabled: bool):
+def progress_bar(total: int, enabled: bool):
     if not enabled:
         return None
     from tqdm import tqdm

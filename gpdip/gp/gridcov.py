@@ -132,6 +132,14 @@ class GridCovariance:
     def n(self) -> int:
         return math.prod(self.grid_size)
 
+    def astype(self, dtype: torch.dtype) -> GridCovariance:
+        """The same covariance with FFTs in ``dtype`` (a shallow copy; the spectrum is
+        rounded once from float64)."""
+        copy = object.__new__(GridCovariance)
+        copy.__dict__.update(self.__dict__)
+        copy.spectrum = self.spectrum.to(dtype)
+        return copy
+
     def max_eigenvalue_bound(self) -> float:
         """An upper bound of ``lambda_max(K)`` over the batch.
 
@@ -175,6 +183,13 @@ class MaskedGridCovariance:
         self.index = torch.nonzero(self.mask).reshape(-1)
         self.noise = torch.as_tensor(noise)
         self._fmask: dict[torch.dtype, Tensor] = {}  # float copies of the mask, per dtype
+
+    def astype(self, dtype: torch.dtype) -> MaskedGridCovariance:
+        """The same operator with FFTs in ``dtype`` (mask, index and noise shared)."""
+        copy = object.__new__(MaskedGridCovariance)
+        copy.__dict__.update(self.__dict__)
+        copy.base = self.base.astype(dtype)
+        return copy
 
     def scatter(self, v: Tensor) -> Tensor:
         """Observed values ``(..., n_obs)`` -> full grid ``(..., H, W)`` with zeros."""
