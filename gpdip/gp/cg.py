@@ -130,7 +130,8 @@ def progress_bar(total: int, enabled: bool):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc="CG", unit="it", leave=False)
+    # disable=None: no bar when stderr is not a terminal (logs, pipes, captured output)
+    return tqdm(total=total, desc="CG", unit="it", leave=False, disable=None)
 
 
 def tchan_spectrum(table: Tensor) -> Tensor:
