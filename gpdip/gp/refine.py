@@ -165,7 +165,7 @@ def _float32_phase(
                 it,
             )
             stalls = stalls + 1 if float(state.rel.max()) > MIN_GAIN * worst else 0
-            if switched is not None or stalls >= 2:
+            if switched is not None or stalls >= 2 or not bool(active.any()):
                 break
         z = precond_low(r)
         rz_new = row_dot(r, z)
