@@ -97,13 +97,8 @@ def conjugate_gradients(
             p = z.clone()
             rz = row_dot(r, z)
         else:
-            z = precond(r)
-            rz_new = row_dot(r, z)
-            p.mul_((rz_new / rz.clamp_min(tiny))[:, None]).add_(z)
-            rz = rz_new
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(residual=f"{float(rel.max()):.2e}")
+            rz = next_direction(precond, r, p, rz)
+        tick(bar, rel)
     if bar is not None:
         bar.close()
     worst = float(rel.max())
@@ -123,6 +118,22 @@ def conjugate_gradients(
 def row_dot(a: Tensor, b: Tensor) -> Tensor:
     """Row-wise inner products ``(B, n), (B, n) -> (B,)`` without a ``(B, n)`` temporary."""
     return torch.bmm(a[:, None, :], b[:, :, None]).reshape(a.shape[0])
+
+
+def next_direction(precond: MatVec, r: Tensor, p: Tensor, rz: Tensor) -> Tensor:
+    """CG's new search direction ``p <- z + (r.z / rz) p`` with ``z = P^{-1} r``, in place on
+    ``p``; returns ``r.z`` for the next step."""
+    z = precond(r)
+    rz_new = row_dot(r, z)
+    p.mul_((rz_new / rz.clamp_min(torch.finfo(rz.dtype).tiny))[:, None]).add_(z)
+    return rz_new
+
+
+def tick(bar, rel: Tensor) -> None:
+    """One iteration on the progress bar (if any), showing the worst relative residual."""
+    if bar is not None:
+        bar.update(1)
+        bar.set_postfix(residual=f"{float(rel.max()):.2e}")
 
 
 def progress_bar(total: int, enabled: bool):

@@ -41,8 +41,10 @@ from gpdip.gp.cg import (
     MatVec,
     Switch,
     conjugate_gradients,
+    next_direction,
     progress_bar,
     row_dot,
+    tick,
 )
 
 #: A column's recurrence residual falling by this factor since the last update triggers
@@ -167,13 +169,8 @@ def _float32_phase(
             stalls = stalls + 1 if float(state.rel.max()) > MIN_GAIN * worst else 0
             if switched is not None or stalls >= 2 or not bool(active.any()):
                 break
-        z = precond_low(r)
-        rz_new = row_dot(r, z)
-        p.mul_((rz_new / rz.clamp_min(tiny))[:, None]).add_(z)
-        rz = rz_new
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(residual=f"{float((rnorm / state.bnorm).max()):.2e}")
+        rz = next_direction(precond_low, r, p, rz)
+        tick(bar, rnorm / state.bnorm)
     if bar is not None:
         bar.close()
     return it, ((it, switched) if switched is not None else (None, None))
