@@ -48,9 +48,7 @@ def upsample_points(
         )
         return rm._regather(table, 0, factor * table.period[0], 0, terms).values
     assert table.dims == 2
-    low, high, first_matrix, first_shape, last_matrix = _plan(
-        table, factor, sources, listed, rows
-    )
+    low, high, first_matrix, first_shape, last_matrix = _plan(table, factor, sources, listed, rows)
     # (τP₀ or H)·n₀ rows of P₁·(high − low + 1): dimension 0 upsampled, r₁ window untouched.
     inter = first_matrix @ _coarse_rows(table, low, high)
     out = rm.columns_by(last_matrix, inter.reshape(first_shape[0], -1))
@@ -87,7 +85,7 @@ def _plan(
 def _coarse_rows(table: ct.CovTable, low: int, high: int) -> torch.Tensor:
     """The coarse box at r₁ indices low … high as rows (P₀·(2R₀+1), P₁·(high − low + 1)).
 
-    A table on an offset list is gathered straight into that layout (one ``take``); a box
+    A table on an offset list is gathered straight into that layout (one gather); a box
     table is copied into it.
     """
     period, radius = table.period, ct.box_radius(table)
@@ -101,8 +99,9 @@ def _coarse_rows(table: ct.CovTable, low: int, high: int) -> torch.Tensor:
     index = ic.CACHE.get(key)
     if index is None:
         index = ct._box_index(points, period, table.values.device, (low, high))
-        index = ic.CACHE.put(key, index.expand(shape).movedim(2, 1).contiguous())
-    return table.values.reshape(-1).take(index).view(n_rows, -1)
+        index = ic.CACHE.put(key, index.expand(shape).movedim(2, 1).reshape(-1))
+    # index_select, not take: the same entries, about 1.5 times as fast on CPU
+    return table.values.reshape(-1).index_select(0, index).view(n_rows, -1)
 
 
 def _build_plan(
