@@ -53,8 +53,8 @@ def counted_chunks(monkeypatch, entries: int) -> list[int]:
     calls: list[int] = []
     original = pw.phase_chunks
 
-    def counting(table, entries=None):
-        for chunk in original(table, entries):
+    def counting(table, entries=None, shift=None):
+        for chunk in original(table, entries, shift):
             calls.append(1)
             yield chunk
 
