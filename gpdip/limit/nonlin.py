@@ -90,10 +90,7 @@ def relu_pair_owned(
             factor.mul_((1 - a) ** 2).add_(a * a + a * (1 - a))
     minus_cos_term = theta_minus_pi.mul_(rho)
     sine = rho.mul_(rho).neg_().add_(1.0).sqrt_()
-    if out is None:
-        value = sine.sub_(minus_cos_term)
-    else:
-        value = torch.sub(sine, minus_cos_term, out=out)
+    value = sine.sub_(minus_cos_term) if out is None else torch.sub(sine, minus_cos_term, out=out)
     value.mul_(norm).div_(2 * math.pi)
     if negative_slope is not None:
         a = negative_slope
