@@ -77,9 +77,10 @@ class ChannelNorm(Layer):
         assert group.nngp is not None
         tables = [t for t in (group.nngp, group.ntk) if t is not None]
         outs = [torch.empty_like(t.values, memory_format=torch.contiguous_format) for t in tables]
-        for rows, k11, k22 in pw.phase_chunks(group.nngp):
-            # rsqrt((k11 + eps)(k22 + eps)): the unchunked map's operations, in place
-            scale = k22.add_(self.eps).mul_(k11 + self.eps).rsqrt_()
+        for rows, k11, k22 in pw.phase_chunks(group.nngp, shift=self.eps):
+            # rsqrt((k11 + eps)(k22 + eps)): the unchunked map's operations, in place (eps is
+            # added to the variances once, before they are gathered)
+            scale = k22.mul_(k11).rsqrt_()
             for table, out in zip(tables, outs, strict=True):
                 torch.mul(table.values[rows], scale, out=out[rows])
         new = [replace(t, values=o) for t, o in zip(tables, outs, strict=True)]

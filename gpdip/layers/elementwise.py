@@ -49,12 +49,19 @@ class Elementwise(Layer):
         raise NotImplementedError
 
     def pair_owned(
-        self, k11: torch.Tensor, k22: torch.Tensor, k12: torch.Tensor, derivative: bool
+        self,
+        k11: torch.Tensor,
+        k22: torch.Tensor,
+        k12: torch.Tensor,
+        derivative: bool,
+        out: torch.Tensor,
+        positive: bool,
     ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-        """Both expectations at once without autograd, overwriting ``k22``.
+        """Both expectations at once without autograd, overwriting ``k22``; E[φφ] into ``out``.
 
         Subclasses whose two expectations share work (ReLU's angle) override it and set
-        ``fused``; None declines (e.g. a zero variance) and the general maps are used."""
+        ``fused``; None declines (e.g. a zero variance) and the general maps are used.
+        ``positive``: every k11·k22 is known to be above 0."""
         return None
 
     def torch_module(self) -> nn.Module:
@@ -113,11 +120,11 @@ class Elementwise(Layer):
             return None
         k_out = torch.empty(values.shape, dtype=values.dtype, device=values.device)
         theta_out = torch.empty_like(k_out) if theta is not None else None
+        positive = pw.positive_products(table)
         for rows, k11, k22 in pw.phase_chunks(table):
-            pair = self.pair_owned(k11, k22, values[rows], theta is not None)
+            pair = self.pair_owned(k11, k22, values[rows], theta is not None, k_out[rows], positive)
             if pair is None:
                 return None
-            k_out[rows] = pair[0]
             if theta is not None and theta_out is not None and pair[1] is not None:
                 torch.mul(theta.values[rows], pair[1], out=theta_out[rows])
         ntk = None
@@ -139,8 +146,8 @@ class ReLU(Elementwise):
     def derivative_expectation(self, k11, k22, k12):
         return nonlin.relu_derivative_expectation(k11, k22, k12)
 
-    def pair_owned(self, k11, k22, k12, derivative):
-        return nonlin.relu_pair_owned(k11, k22, k12, None, derivative)
+    def pair_owned(self, k11, k22, k12, derivative, out, positive):
+        return nonlin.relu_pair_owned(k11, k22, k12, None, derivative, out, positive)
 
     def torch_module(self) -> nn.Module:
         return nn.ReLU()
@@ -169,8 +176,9 @@ class LeakyReLU(Elementwise):
     def derivative_expectation(self, k11, k22, k12):
         return nonlin.leaky_relu_derivative_expectation(k11, k22, k12, self.negative_slope)
 
-    def pair_owned(self, k11, k22, k12, derivative):
-        return nonlin.relu_pair_owned(k11, k22, k12, self.negative_slope, derivative)
+    def pair_owned(self, k11, k22, k12, derivative, out, positive):
+        slope = self.negative_slope
+        return nonlin.relu_pair_owned(k11, k22, k12, slope, derivative, out, positive)
 
     def torch_module(self) -> nn.Module:
         return nn.LeakyReLU(self.negative_slope)

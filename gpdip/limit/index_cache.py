@@ -2,7 +2,7 @@
 
 The gather indices of folded offset lists (:func:`gpdip.limit.covtable.box_values`,
 :mod:`gpdip.limit.pointwise`) and the term matrices of the final upsampling
-(:mod:`gpdip.limit.phase_tables`) depend on the periods, radii and offset lists, never on
+(:mod:`gpdip.limit.listed_upsample`) depend on the periods, radii and offset lists, never on
 the values: the NNGP and NTK tables share them, and so do later compiles of the same network
 and size (hyperparameter fits compile many times).  One least-recently-used store holds them,
 bounded in bytes (``$GPDIP_INDEX_CACHE_MB``, default 256; 0 disables it); an item larger

@@ -61,31 +61,36 @@ def relu_pair_owned(
     k12: torch.Tensor,
     negative_slope: float | None,
     derivative: bool,
+    out: torch.Tensor | None = None,
+    positive: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     """E[φ(u)φ(v)] and (with ``derivative``) E[φ'(u)φ'(v)] from one angle θ, no autograd.
 
     φ is ReLU (``negative_slope`` None) or leaky ReLU.  Both expectations need
     θ = arccos(k12/√(k11 k22)): E[φφ] through J(θ) = sin θ + (π − θ) cos θ and
-    E[φ'φ'] through (π − θ)/(2π), so θ and π − θ are computed once.  The
-    operations per entry are those of :func:`relu_expectation` /
-    :func:`leaky_relu_expectation` and of the derivative functions (arccos(±1) is
-    exactly 0 and π, as :func:`_angle` sets them), so the results are the same
-    bits.  ``k22`` is overwritten.  None when a variance is 0 (the caller then
-    uses the general functions).
+    E[φ'φ'] through (π − θ)/(2π), so θ is computed once.  The operations per entry are
+    those of :func:`relu_expectation` / :func:`leaky_relu_expectation` and of the
+    derivative functions (arccos(±1) is exactly 0 and π, as :func:`_angle` sets them), so
+    the results are the same bits.  ``k22`` is overwritten; E[φφ] is written to ``out``
+    when given.  None when a variance is 0 (the caller then uses the general functions);
+    ``positive``: the caller has shown that every k11·k22 is above 0 (the check is skipped).
     """
     norm = k22.mul_(k11).sqrt_()
-    if not bool(norm.min() > 0):
+    if not (positive or bool(norm.min() > 0)):
         return None
     rho = torch.div(k12, norm).clamp_(-1.0, 1.0)
-    pi_minus_theta = torch.arccos(rho).neg_().add_(math.pi)
+    # θ − π instead of π − θ saves a pass: negation is exact, so (θ − π)·ρ = −((π − θ)·ρ),
+    # (θ − π)/(−2π) = (π − θ)/(2π) and a − (θ − π)·ρ = a + (π − θ)·ρ, bit for bit.
+    theta_minus_pi = torch.arccos(rho).sub_(math.pi)
     factor = None
     if derivative:
-        factor = pi_minus_theta / (2 * math.pi)
+        factor = theta_minus_pi / (-2 * math.pi)
         if negative_slope is not None:
             a = negative_slope
             factor.mul_((1 - a) ** 2).add_(a * a + a * (1 - a))
-    value = pi_minus_theta.mul_(rho)
-    value.add_(rho.mul_(rho).neg_().add_(1.0).sqrt_())
+    minus_cos_term = theta_minus_pi.mul_(rho)
+    sine = rho.mul_(rho).neg_().add_(1.0).sqrt_()
+    value = sine.sub_(minus_cos_term) if out is None else torch.sub(sine, minus_cos_term, out=out)
     value.mul_(norm).div_(2 * math.pi)
     if negative_slope is not None:
         a = negative_slope

@@ -41,8 +41,7 @@ import torch
 
 from gpdip.layers.base import Layer, sequence_final_upsamples
 from gpdip.limit import covtable as ct
-from gpdip.limit import index_cache as ic
-from gpdip.limit import resample_maps as rm
+from gpdip.limit import listed_upsample as lu
 from gpdip.limit import swap_fold as sf
 
 SYMMETRY_TOL = ct.SYMMETRY_TOL
@@ -173,7 +172,7 @@ def _upsampled(
         device = table.values.device
         rows, weights = sf.swap_rows(listed[:, 0].to(device), fine_centre[0], period[0])
         diag_index = sf.diagonal_index(rows, listed, fine_centre, period, zero)
-    values = _upsample_points(table, factor, sources, listed, rows)
+    values = lu.upsample_points(table, factor, sources, listed, rows)
     points = ct.OffsetSet(listed, fold, zero, fine_centre, box, rows, weights, diag_index)
     radius = tuple(int(v) for v in listed.abs().amax(dim=0))
     return ct.CovTable(values, period, radius, points)
@@ -187,107 +186,6 @@ def _fold_offsets(radius: tuple[int, ...], fold: str) -> torch.Tensor:
     if fold == "octant":  # keep r₀ ≥ r₁: the rest follow by transposition
         listed = listed[listed[:, 0] >= listed[:, 1]]
     return listed
-
-
-def _upsample_points(
-    table: ct.CovTable,
-    factor: int,
-    sources: ct.Sources,
-    listed: torch.Tensor,
-    rows: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Upsampled C[p, r] at the listed offsets: values of shape (*τ·period, n).
-
-    ``rows`` (H, n): only these fine dimension-0 phases per offset (a swap-halved
-    table, :mod:`gpdip.limit.swap_fold`): values of shape (H, τP₁, n).
-
-    Dimension 0 is upsampled for the distinct r₀ (a product pass); the last
-    dimension then gathers, for each listed pair, its own r₀ column and r₁ terms.
-    ``table`` may be on a folded offset list: only the part of its box that is read is
-    unfolded.
-    """
-    device = table.values.device
-    if table.dims == 1:
-        table = ct.to_box(table)
-        terms = rm.upsample_terms(
-            table.period[0],
-            table.radius[0],
-            factor,
-            sources,
-            listed[:, 0].reshape(1, -1).to(device),
-        )
-        return rm._regather(table, 0, factor * table.period[0], 0, terms).values
-    assert table.dims == 2
-    radius = ct.box_radius(table)
-    # The two term matrices depend on the layout only: kept for later compiles alike.
-    key = (
-        "upsample",
-        table.period,
-        radius,
-        factor,
-        tuple(tuple(sources(f)) for f in range(factor)),
-        listed.cpu().numpy().tobytes(),
-        None if rows is None else rows.cpu().numpy().tobytes(),
-        str(device),
-        table.values.dtype,
-    )
-    plan = ic.CACHE.get(key)
-    if plan is None:
-        plan = ic.CACHE.put(key, _upsample_plan(table, factor, sources, listed, rows))
-    low, high, first_matrix, first_shape, last_matrix = plan
-    coarse = ct.CovTable(ct.box_values(table, (low, high)), table.period, radius)
-    inter = rm.regather_by(coarse, 0, factor * table.period[0], 0, first_matrix, first_shape)
-    out = rm.columns_by(last_matrix, inter.values.reshape(inter.values.shape[0], -1))
-    return out.reshape(inter.values.shape[0], factor * table.period[1], -1).contiguous()
-
-
-def _upsample_plan(
-    table: ct.CovTable,
-    factor: int,
-    sources: ct.Sources,
-    listed: torch.Tensor,
-    rows: torch.Tensor | None,
-) -> tuple[int, int, torch.Tensor, tuple[int, ...], torch.Tensor]:
-    """(low, high, first matrix, its terms' shape, last matrix) of :func:`_upsample_points`.
-
-    Dimension 0 is upsampled for the distinct r₀ (a product pass, the first matrix); the
-    last matrix then gathers, for each listed pair, its own r₀ column and r₁ terms.
-    """
-    device = table.values.device
-    radius = ct.box_radius(table)
-    last = rm.upsample_terms(
-        table.period[1], radius[1], factor, sources, listed[:, 1].reshape(1, -1).to(device)
-    )
-    # Only the coarse offsets of dimension 1 that the listed pairs read (about half the box
-    # under the quadrant and octant folds, where r₁ ≥ 0) are unfolded and go through the
-    # product pass.
-    low = min(int(off.min()) for _, off, _ in last)
-    high = max(int(off.max()) for _, off, _ in last)
-    first, column = torch.unique(listed[:, 0], return_inverse=True)
-    first_rows = None
-    if rows is not None:  # the rows depend on r₀ only: those of each distinct r₀
-        first_rows = rows[:, _first_occurrence(column, len(first)).to(device)]
-    terms = rm.upsample_terms(
-        table.period[0], radius[0], factor, sources, first.reshape(1, -1).to(device), first_rows
-    )
-    n_box0 = 2 * radius[0] + 1
-    first_matrix = rm.term_matrix(terms, n_box0, table.period[0] * n_box0, table.values)
-    first_shape = tuple(terms[0][0].shape)
-    # inter: (τP₀ or H, P₁, n₀, high − low + 1); read (phase₁, column, offset₁) per listed
-    # pair, for every row at once: one sparse product does every term.
-    n_first, n_off = len(first), high - low + 1
-    column = column.to(device)
-    terms = [((phase * n_first + column), off - low, weight) for phase, off, weight in last]
-    n_in = table.period[1] * n_first * n_off
-    last_matrix = rm.term_matrix(terms, n_off, n_in, table.values)
-    return low, high, first_matrix, first_shape, last_matrix
-
-
-def _first_occurrence(column: torch.Tensor, count: int) -> torch.Tensor:
-    """For each of ``count`` distinct values, an index where ``column`` takes it."""
-    where = torch.empty(count, dtype=torch.long)
-    where[column.flip(0)] = torch.arange(len(column) - 1, -1, -1)
-    return where
 
 
 def known_fold(

@@ -36,17 +36,30 @@ def no_grad_tables(*tables: CovTable | None) -> bool:
     return not any(t is not None and t.values.requires_grad for t in tables)
 
 
+def positive_products(table: CovTable) -> bool:
+    """Whether every product of two variances C[p, 0]·C[q, 0] is above 0 in float64.
+
+    Rounding is monotone, so every such product is at least the smallest variance squared:
+    when that is above 0, no entry needs the zero-variance check (NaN says False).
+    """
+    smallest = float(table.diagonal().detach().min())
+    return smallest > 0 and smallest * smallest > 0
+
+
 def phase_chunks(
-    table: CovTable, entries: int | None = None
+    table: CovTable, entries: int | None = None, shift: float | None = None
 ) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
     """(rows, k11, k22) per chunk ``values[rows]`` of the first phase axis.
 
     k11[..] = C[p, 0] with size-1 offset axes (it broadcasts against the chunk);
     k22[..] = C[(p + r) mod P, 0] of the chunk's shape, freshly gathered.  On a
     swap-halved table (:mod:`gpdip.limit.swap_fold`) both are gathered per entry.
-    ``entries``: the chunk size (default :data:`CHUNK_ENTRIES`).
+    ``entries``: the chunk size (default :data:`CHUNK_ENTRIES`).  ``shift``: added to the
+    variances before they are gathered (C[p, 0] + shift, the same bits as adding it after).
     """
     diag = table.diagonal()
+    if shift is not None:
+        diag = diag + shift
     flat_diag = diag.reshape(-1)
     per_row = math.prod(table.values.shape[1:])
     step = max(1, (entries or CHUNK_ENTRIES) // max(per_row, 1))
@@ -74,8 +87,11 @@ def phase_chunks(
         yield rows, k11, k22
 
 
-# Index arrays of listed tables up to this many entries are kept (64 MiB of int64 each).
+# Index arrays of listed tables up to this many entries are kept (32 MiB each).
 LISTED_INDEX_ENTRIES = 2**23
+# The kept gather indices point into a variance table (far below 2**31 entries): int32 halves
+# the index bytes every gather streams through, the larger part of its memory traffic.
+INDEX_DTYPE = torch.int32
 
 
 def _listed_index(table: CovTable) -> torch.Tensor | None:
@@ -88,7 +104,8 @@ def _listed_index(table: CovTable) -> torch.Tensor | None:
     found = ic.CACHE.get(key)
     if found is None:
         first, rest = _phase_index_parts(table)
-        found = ic.CACHE.put(key, (first + rest).expand(table.values.shape).contiguous())
+        index = (first + rest).expand(table.values.shape).to(INDEX_DTYPE, copy=True)
+        found = ic.CACHE.put(key, index.contiguous())
     return found
 
 
@@ -101,7 +118,8 @@ def _pair_indices(table: CovTable) -> tuple[torch.Tensor, torch.Tensor]:
     if found is None:
         first, second = sf.pair_indices(points.rows, points.offsets, table.period)
         shape = table.values.shape
-        found = ic.CACHE.put(key, (first.expand(shape).contiguous(), second.contiguous()))
+        first, second = first.expand(shape).to(INDEX_DTYPE), second.to(INDEX_DTYPE)
+        found = ic.CACHE.put(key, (first.contiguous(), second.contiguous()))
     return found
 
 

@@ -53,8 +53,8 @@ def counted_chunks(monkeypatch, entries: int) -> list[int]:
     calls: list[int] = []
     original = pw.phase_chunks
 
-    def counting(table, entries=None):
-        for chunk in original(table, entries):
+    def counting(table, entries=None, shift=None):
+        for chunk in original(table, entries, shift):
             calls.append(1)
             yield chunk
 
@@ -182,3 +182,19 @@ def test_sparse_columns_is_the_transposed_sparse_rows():
     assert torch.equal(out.detach(), expected)
     out.sum().backward()
     assert float((leaf.grad - dense.sum(0).expand_as(cols)).abs().max()) <= 1e-13
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-170])
+def test_variance_products_decide_the_zero_variance_check(scale):
+    """The per-chunk check is skipped only when the smallest variance squared is above 0
+    (then every product of two variances is, rounding being monotone); at 1e-170 the
+    squares underflow, the check runs and declines, and the general map answers."""
+    table = valid_table((3, 2), (2, 3), seed=3)
+    table = ct.CovTable(table.values * scale, table.period, table.radius)
+    theta = ct.CovTable(torch.ones_like(table.values), table.period, table.radius)
+    assert pw.positive_products(table) is (scale == 1.0)
+    out = ReLU().limit([group_of(table, theta)], Walker({}, 2**20, "t", ntk=True), "x", None)[0]
+    k_ref, t_ref = reference_nonlinearity(ReLU(), table, theta)
+    assert torch.equal(out.nngp.values, k_ref) and torch.equal(out.ntk.values, t_ref)
+    nan = ct.CovTable(torch.full_like(table.values, math.nan), table.period, table.radius)
+    assert not pw.positive_products(nan)
