@@ -374,11 +374,11 @@ def box_values(table: CovTable, last: tuple[int, int] | None = None) -> torch.Te
     key = ("box", *ic.layout_key(points), table.period, str(table.values.device), last)
     index = ic.CACHE.get(key)
     if index is None:
-        index = ic.CACHE.put(key, _box_index(points, table.period, table.values.device, last))
+        index = ic.CACHE.put(key, box_index(points, table.period, table.values.device, last))
     return table.values.reshape(-1).take(index)
 
 
-def _box_index(
+def box_index(
     points: OffsetSet,
     periods: tuple[int, ...],
     device: torch.device,

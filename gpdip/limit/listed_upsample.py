@@ -98,7 +98,7 @@ def _coarse_rows(table: ct.CovTable, low: int, high: int) -> torch.Tensor:
     key = ("box-rows", *ic.layout_key(points), period, str(table.values.device), low, high)
     index = ic.CACHE.get(key)
     if index is None:
-        index = ct._box_index(points, period, table.values.device, (low, high))
+        index = ct.box_index(points, period, table.values.device, (low, high))
         # int32: half the index bytes to stream (the coarse table is far below 2**31 entries)
         index = index.expand(shape).movedim(2, 1).reshape(-1).to(torch.int32)
         index = ic.CACHE.put(key, index)
