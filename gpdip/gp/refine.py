@@ -94,7 +94,11 @@ def refined_cg(
     if its < max_iter and bool((state.rel > tol).any()):  # float64 from the current iterate
         column_tol = tol / state.rel.clamp_min(state.tiny)  # ||r_col|| <= tol ||b_col||
         exact = switched[1] if switched[1] is not None else precond()
-        d, info = conjugate_gradients(matvec, state.r, exact, column_tol, max_iter - its, progress)
+        with warnings.catch_warnings():  # one warning, below, with the float64 residual
+            warnings.simplefilter("ignore", CGConvergenceWarning)
+            d, info = conjugate_gradients(
+                matvec, state.r, exact, column_tol, max_iter - its, progress
+            )
         its += info.iterations
         state.x.add_(d)
         state.refresh()

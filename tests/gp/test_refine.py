@@ -11,6 +11,9 @@ from gpdip.gp.refine import refined_cg
 
 from .conftest import exp_const_table, rbf_table
 
+#: Enough iterations for float32 to stall and hand over, too few for float64 to finish.
+MAX_ITER_SHORT = 300  # handed over before 200 (measured), float64 needs ~300 more
+
 
 def spd_system(n=80, columns=3, floor=1e-4, seed=0):
     """``A = Q diag(lam) Q^T`` with eigenvalues from ``floor`` to 1 (condition 1e4) and
@@ -107,11 +110,30 @@ def test_zero_column_and_iteration_limit():
         lambda v: v @ a, lambda v: v @ a.float(), b, lambda v: v, lambda: lambda v: v, 1e-8, 2000
     )
     assert info.converged and bool((x[1] == 0).all())
-    with pytest.warns(CGConvergenceWarning, match="did not converge"):
+    with pytest.warns(CGConvergenceWarning, match="did not converge") as caught:
         _, short = refined_cg(
             lambda v: v @ a, lambda v: v @ a.float(), b, lambda v: v, lambda: lambda v: v, 1e-8, 5
         )
-    assert short.iterations == 5 and not short.converged
+    assert short.iterations == 5 and not short.converged and len(caught) == 1
+
+
+def test_float64_hand_over_out_of_iterations_warns_once():
+    a, b = spd_system(columns=1)
+    lam, vecs = torch.linalg.eigh(a)
+    wrong = (a + 99 * lam[0] * vecs[:, :1] @ vecs[:, :1].T).float()  # stalls (see above)
+    built = []
+    with pytest.warns(CGConvergenceWarning, match="did not converge") as caught:
+        _, info = refined_cg(
+            lambda v: v @ a,
+            lambda v: v @ wrong,
+            b,
+            lambda v: v,
+            lambda: built.append(1) or (lambda v: v),
+            1e-12,
+            MAX_ITER_SHORT,
+        )
+    assert built == [1] and not info.converged and info.iterations == MAX_ITER_SHORT
+    assert len(caught) == 1  # the float64 CG's own warning is not repeated
 
 
 @pytest.mark.parametrize("table_fn", [rbf_table, exp_const_table], ids=["rbf", "exp+const"])
