@@ -372,9 +372,9 @@ def box_values(table: CovTable, last: tuple[int, int] | None = None) -> torch.Te
     # The index depends on the layout only: the NNGP and NTK tables share one, and so do
     # later compiles of the same network and size (hyperparameter fits compile many times).
     key = ("box", *ic.layout_key(points), table.period, str(table.values.device), last)
-    index = ic.CACHE.get(key)
-    if index is None:
-        index = ic.CACHE.put(key, box_index(points, table.period, table.values.device, last))
+    index = ic.CACHE.get_or_build(
+        key, lambda: box_index(points, table.period, table.values.device, last)
+    )
     return table.values.reshape(-1).take(index)
 
 

@@ -12,6 +12,7 @@ than the bound is used once and not kept.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -53,6 +54,11 @@ class IndexCache:
         while self.held > self._max_bytes:
             self.held -= self.store.popitem(last=False)[1][1]
         return value
+
+    def get_or_build(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """The value kept under ``key``, or ``build()`` kept there and returned."""
+        found = self.get(key)
+        return found if found is not None else self.put(key, build())
 
     def clear(self) -> None:
         self.store.clear()

@@ -76,10 +76,7 @@ def _plan(
         str(device),
         table.values.dtype,
     )
-    plan = ic.CACHE.get(key)
-    if plan is None:
-        plan = ic.CACHE.put(key, _build_plan(table, factor, sources, listed, rows))
-    return plan
+    return ic.CACHE.get_or_build(key, lambda: _build_plan(table, factor, sources, listed, rows))
 
 
 def _coarse_rows(table: ct.CovTable, low: int, high: int) -> torch.Tensor:
@@ -96,12 +93,13 @@ def _coarse_rows(table: ct.CovTable, low: int, high: int) -> torch.Tensor:
         box = table.values.narrow(-1, low, high - low + 1)
         return box.movedim(2, 1).reshape(n_rows, -1)
     key = ("box-rows", *ic.layout_key(points), period, str(table.values.device), low, high)
-    index = ic.CACHE.get(key)
-    if index is None:
+
+    def build() -> torch.Tensor:
         index = ct.box_index(points, period, table.values.device, (low, high))
         # int32: half the index bytes to stream (the coarse table is far below 2**31 entries)
-        index = index.expand(shape).movedim(2, 1).reshape(-1).to(torch.int32)
-        index = ic.CACHE.put(key, index)
+        return index.expand(shape).movedim(2, 1).reshape(-1).to(torch.int32)
+
+    index = ic.CACHE.get_or_build(key, build)
     # index_select, not take: the same entries, about 1.5 times as fast on CPU
     return table.values.reshape(-1).index_select(0, index).view(n_rows, -1)
 
