@@ -46,7 +46,6 @@ def conjugate_gradients(
     max_iter: int = 1000,
     progress: bool = False,
     switch: Switch | None = None,
-    return_on_switch: bool = False,
 ) -> tuple[Tensor, CGInfo]:
     """Solve ``A X = B`` column-wise for symmetric positive-definite ``A``.
 
@@ -60,8 +59,6 @@ def conjugate_gradients(
             direction from the current iterate and residual with that preconditioner
             (the iterate, the residual and the stopping rule ``||r|| <= tol ||b||`` carry
             over, so the answer is the same system solved to the same tolerance).
-        return_on_switch: return the iterate as soon as ``switch`` gives a preconditioner
-            (``info.switched_at`` set), for a caller that goes on in another precision.
     Returns:
         ``X`` shaped like ``rhs`` and a :class:`CGInfo`.
     """
@@ -91,8 +88,6 @@ def conjugate_gradients(
         new = switch(it, rel) if switch is not None and switched_at is None else None
         if new is not None:  # restart: steepest descent step in the new preconditioner
             precond, switched_at = new, it
-            if return_on_switch:
-                break
             z = precond(r)
             p = z.clone()
             rz = row_dot(r, z)
@@ -105,14 +100,19 @@ def conjugate_gradients(
     converged = bool((rel <= tol).all())
     info = CGInfo(iterations=it, residual=worst, converged=converged, switched_at=switched_at)
     if not info.converged:
-        warnings.warn(
-            f"conjugate gradients did not converge: relative residual {worst:.3e} > tol "
-            f"{float(torch.as_tensor(tol).min()):.1e} after {it} iterations (raise max_iter "
-            "or the noise variance)",
-            CGConvergenceWarning,
-            stacklevel=2,
-        )
+        warn_unconverged(info, float(torch.as_tensor(tol).min()))
     return (x[0] if squeeze else x), info
+
+
+def warn_unconverged(info: CGInfo, tol: float) -> None:
+    """The :class:`CGConvergenceWarning` of a solve that stopped above ``tol``, with its
+    figures; attributed to the solver's caller."""
+    warnings.warn(
+        f"conjugate gradients did not converge: relative residual {info.residual:.3e} > tol "
+        f"{tol:.1e} after {info.iterations} iterations (raise max_iter or the noise variance)",
+        CGConvergenceWarning,
+        stacklevel=3,
+    )
 
 
 def row_dot(a: Tensor, b: Tensor) -> Tensor:

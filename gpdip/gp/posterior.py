@@ -190,8 +190,9 @@ def grid_posterior(
     (:func:`gpdip.gp.precond.schwarz_preconditioner`: bounded iterations for smooth
     kernels at small noise) or ``"circulant"`` (:func:`grid_preconditioner`).
     ``info["cg_switched_at"]`` is the iteration of the switch (None: none).  ``precision``:
-    ``"mixed"`` (default: float32 CG rounds refined on float64 residuals, the same
-    float64 stopping rule at 0.6-0.9x the time, :mod:`gpdip.gp.refine`), ``"float64"``,
+    ``"mixed"`` (default: float32 CG iterations with float64 residual replacement, the
+    same float64 stopping rule at 0.67-0.73x the time at 512^2, :mod:`gpdip.gp.refine`),
+    ``"float64"``,
     ``"float32"`` (loses CG orthogonality sooner: 142 vs 112 iterations on a 512x512 test
     at tol 1e-4) or ``"auto"`` (float32 when ``tol >= 1e-4``, else float64).
     ``logdet_probes > 0`` adds the log marginal likelihood by SLQ

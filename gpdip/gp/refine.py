@@ -45,6 +45,7 @@ from gpdip.gp.cg import (
     progress_bar,
     row_dot,
     tick,
+    warn_unconverged,
 )
 
 #: A column's recurrence residual falling by this factor since the last update triggers
@@ -84,6 +85,7 @@ def refined_cg(
             preconditioner the solve goes on in float64 CG with it: the Schwarz
             preconditioner's sparse product is float64 whatever the vectors, so float32
             would gain nothing there.
+        low: the dtype of ``matvec_low`` and ``precond_low``.
     Returns:
         ``X`` shaped like ``rhs`` and a :class:`CGInfo` whose ``residual`` is float64's.
     """
@@ -105,12 +107,7 @@ def refined_cg(
     worst = float(state.rel.max())
     info = CGInfo(its, worst, worst <= tol, switched[0])
     if not info.converged:
-        warnings.warn(
-            f"conjugate gradients did not converge: relative residual {worst:.3e} > tol "
-            f"{tol:.1e} after {its} iterations (raise max_iter or the noise variance)",
-            CGConvergenceWarning,
-            stacklevel=2,
-        )
+        warn_unconverged(info, tol)
     return (state.x[0] if squeeze else state.x), info
 
 

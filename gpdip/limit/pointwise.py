@@ -101,26 +101,27 @@ def _listed_index(table: CovTable) -> torch.Tensor | None:
     if points is None or table.values.numel() > LISTED_INDEX_ENTRIES:
         return None
     key = ("listed", *ic.layout_key(points), table.period, str(table.values.device))
-    found = ic.CACHE.get(key)
-    if found is None:
+
+    def build() -> torch.Tensor:
         first, rest = _phase_index_parts(table)
-        index = (first + rest).expand(table.values.shape).to(INDEX_DTYPE, copy=True)
-        found = ic.CACHE.put(key, index.contiguous())
-    return found
+        return (first + rest).expand(table.values.shape).to(INDEX_DTYPE, copy=True).contiguous()
+
+    return ic.CACHE.get_or_build(key, build)
 
 
 def _pair_indices(table: CovTable) -> tuple[torch.Tensor, torch.Tensor]:
     """Flat indices (H, P₁, n) of C[p, 0] and C[p + r, 0] for a swap-halved table's entries."""
     points = table.points
     assert points is not None and points.rows is not None
+    rows, offsets = points.rows, points.offsets
     key = ("pairs", *ic.layout_key(points), table.period, str(table.values.device))
-    found = ic.CACHE.get(key)
-    if found is None:
-        first, second = sf.pair_indices(points.rows, points.offsets, table.period)
-        shape = table.values.shape
-        first, second = first.expand(shape).to(INDEX_DTYPE), second.to(INDEX_DTYPE)
-        found = ic.CACHE.put(key, (first.contiguous(), second.contiguous()))
-    return found
+
+    def build() -> tuple[torch.Tensor, torch.Tensor]:
+        first, second = sf.pair_indices(rows, offsets, table.period)
+        first, second = first.expand(table.values.shape).to(INDEX_DTYPE), second.to(INDEX_DTYPE)
+        return first.contiguous(), second.contiguous()
+
+    return ic.CACHE.get_or_build(key, build)
 
 
 def _phase_index_parts(table: CovTable) -> tuple[torch.Tensor, torch.Tensor]:
